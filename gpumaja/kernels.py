@@ -4,6 +4,8 @@
   repository's `kernels/` folder.
 - Each source is prefixed with `#line 1 "<path>"`, so NVRTC errors point at the real `.cu` line.
 - Templated kernels are instantiated through `name_expressions` (e.g. "dn_to_toa<unsigned short>").
+  Each .cu lists the instances it provides on a `// gpumaja-instantiate: ...` line, read by
+  `declared_instances`; the wrappers and the NVRTC compile test use that same list.
 - Compiled modules are memoized per device (CuPy also keeps its on-disk cache, `CUPY_CACHE_DIR`).
 - `nvrtc_compile` compiles a source to PTX through `cupy_backends.cuda.libs.nvrtc` without any GPU or
   driver (the `nvidia-cuda-nvrtc-cu12` wheel is enough): CI uses it so that a kernel that does not
@@ -45,6 +47,42 @@ def kernel_source(name: str) -> str:
     return f'#line 1 "{path}"\n' + path.read_text()
 
 
+INSTANTIATE_TAG = "gpumaja-instantiate:"
+
+
+def _split_instances(text: str) -> list[str]:
+    """Split on whitespace outside <...>, so "f<unsigned short> f<float>" gives two names."""
+    out, cur, depth = [], [], 0
+    for ch in text:
+        if ch == "<":
+            depth += 1
+        elif ch == ">":
+            depth -= 1
+        if ch.isspace() and depth == 0:
+            if cur:
+                out.append("".join(cur))
+                cur = []
+            continue
+        cur.append(ch)
+    if cur:
+        out.append("".join(cur))
+    return out
+
+
+@lru_cache(maxsize=None)
+def declared_instances(name: str) -> tuple[str, ...]:
+    """Kernel names / template instantiations that `kernels/<name>.cu` declares on its
+    `// gpumaja-instantiate: a<unsigned short> a<float> b` comment line(s), in order."""
+    found: list[str] = []
+    for line in kernel_source(name).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("//") and INSTANTIATE_TAG in stripped:
+            for inst in _split_instances(stripped.split(INSTANTIATE_TAG, 1)[1]):
+                if inst not in found:
+                    found.append(inst)
+    return tuple(found)
+
+
 def get_module(name: str, name_expressions: tuple[str, ...] = (), options: tuple[str, ...] = ()):
     """The compiled `cupy.RawModule` of `kernels/<name>.cu` on the current device (memoized)."""
     import cupy
@@ -77,6 +115,13 @@ def nvrtc_compile(name: str, arch: str = "compute_80", name_expressions: tuple[s
 
     Raises KernelCompileError with NVRTC's log (pointing into the .cu file) when compilation fails.
     """
+    return nvrtc_compile_entries(name, arch, name_expressions)[0]
+
+
+def nvrtc_compile_entries(
+    name: str, arch: str = "compute_80", name_expressions: tuple[str, ...] = ()
+) -> tuple[str, dict[str, str]]:
+    """Like `nvrtc_compile`, also returning {name expression: lowered (mangled) name}."""
     from cupy_backends.cuda.libs import nvrtc
 
     prog = nvrtc.createProgram(kernel_source(name), f"{name}.cu", [], [])
@@ -89,8 +134,12 @@ def nvrtc_compile(name: str, arch: str = "compute_80", name_expressions: tuple[s
             raise KernelCompileError(
                 f"kernels/{name}.cu failed to compile:\n{nvrtc.getProgramLog(prog)}"
             ) from exc
+        lowered = {}
+        for expr in name_expressions:
+            low = nvrtc.getLoweredName(prog, expr)
+            lowered[expr] = low.decode() if isinstance(low, bytes) else low
         ptx = nvrtc.getPTX(prog)
-        return ptx.decode() if isinstance(ptx, bytes) else ptx
+        return (ptx.decode() if isinstance(ptx, bytes) else ptx), lowered
     finally:
         nvrtc.destroyProgram(prog)
 

@@ -32,7 +32,7 @@ class BandRadiometry:
     gain: float
     offset: float
     sun_factor: float = 1.0
-    solar_irradiance: float = float("nan")  # W m-2 um-1 (S2 U-corrected E0 / Landsat ESUN-like), NaN if absent
+    solar_irradiance: float = float("nan")  # W m-2 um-1 as the metadata gives it (S2: E0, not U-corrected), NaN if absent
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,7 +53,7 @@ class L1CProduct:
     nodata_dn: int = 0
     saturated_dn: int = 65535
     quantification: float = 10000.0  # S2 QUANTIFICATION_VALUE; 1 for Landsat (gain carries the scale)
-    tile_grid: Grid | None = None  # the full tile grid at the finest resolution, when it differs from grids
+    tile_grid: Grid | None = None  # the full tile grid at the finest resolution (S2: from MTD_TL.xml)
     extra: dict[str, str] = field(default_factory=dict)  # reader-specific facts for `gpumaja info`
 
     @property
