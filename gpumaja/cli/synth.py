@@ -1,0 +1,41 @@
+"""`gpumaja synth`: write a synthetic Sentinel-2 L1C series (real SAFE products) and its truth."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import typer
+
+from gpumaja.cli.common import print_json, progress_bar, stdout
+from gpumaja.synth import generate_series
+
+
+def run_synth(out: Path, dates: int, size: int, seed: int, start: date | None = None) -> list[Path]:
+    with progress_bar(f"synthesising {dates} date(s) of {size}x{size} px", dates) as advance:
+        def on_step(description: str) -> None:
+            advance(0, description=description)
+
+        def on_date(_path: Path) -> None:
+            advance(1)
+
+        return generate_series(out, dates=dates, size=size, seed=seed, start=start,
+                               progress=on_step, on_date=on_date)
+
+
+def synth(
+    out: Path = typer.Option(..., "--out", help="Folder to write the SAFE products and truth/ into."),
+    dates: int = typer.Option(6, "--dates", min=1, max=400, help="Number of acquisition dates."),
+    size: int = typer.Option(600, "--size", min=60, help="Tile size in 10 m pixels (a multiple of 6)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same series)."),
+    start: datetime = typer.Option(None, "--start", formats=["%Y-%m-%d"], help="First date (default 2024-01-05)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the written products as JSON on stdout."),
+) -> None:
+    """Write a realistic synthetic L1C time series (SAFE + JP2) with a truth folder."""
+    paths = run_synth(out, dates, size, seed, start.date() if start else None)
+    if json_out:
+        print_json({"out": str(out), "products": [str(p) for p in paths], "truth": str(out / "truth")})
+    else:
+        for p in paths:
+            stdout.print(str(p))
+        stdout.print(f"truth: {out / 'truth'}")

@@ -1,0 +1,1 @@
+"""Pipelines: order the I/O and compute steps and hold their state."""
