@@ -87,12 +87,12 @@ def demo(
         print_json(result)
         return
     table = Table(title=f"gpumaja demo: tile {series.tile}, {len(series)} dates, {backend.description}")
-    for col in ("date (UTC)", "platform", "sun zenith °", "cloud % (truth)",
-                *(f"mean TOA {b}" for b in stats[series.groups[0]]["bands"])):
+    for col in ("date (UTC)", "sat", "sun zen °", "cloud %", *(f"TOA {b}" for b in stats[series.groups[0]]["bands"])):
         table.add_column(col)
     for i, d in enumerate(result["dates"]):
         means = stats[series.groups[0]]["mean_toa"][i]
-        table.add_row(d["acquired"], d["platform"], f"{d['mean_sun_zenith']:.2f}",
+        table.add_row(d["acquired"][:16].replace("T", " "), d["platform"].replace("SENTINEL-", "S"),
+                      f"{d['mean_sun_zenith']:.2f}",
                       f"{d['cloud_percent_truth']:.1f}" if d["cloud_percent_truth"] is not None else "-",
                       *(f"{m:.4f}" for m in means))
     stdout.print(table)

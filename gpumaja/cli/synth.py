@@ -12,15 +12,10 @@ from gpumaja.synth import generate_series
 
 
 def run_synth(out: Path, dates: int, size: int, seed: int, start: date | None = None) -> list[Path]:
-    with progress_bar(f"synthesising {dates} date(s) of {size}x{size} px", dates) as advance:
-        def on_step(description: str) -> None:
-            advance(0, description=description)
-
-        def on_date(_path: Path) -> None:
-            advance(1)
-
+    # generate_series reports: "landscape", then three steps per date, then "done"
+    with progress_bar(f"synthesising {dates} date(s) of {size}x{size} px", 3 * dates + 2) as advance:
         return generate_series(out, dates=dates, size=size, seed=seed, start=start,
-                               progress=on_step, on_date=on_date)
+                               progress=lambda step: advance(1, description=f"synth: {step}"))
 
 
 def synth(
