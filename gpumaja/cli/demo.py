@@ -20,6 +20,7 @@ from gpumaja.backend import select_backend
 from gpumaja.cli.common import Device, print_json, progress_bar, stdout
 from gpumaja.cli.info import describe
 from gpumaja.cli.synth import run_synth
+from gpumaja.io.dem import load_terrain
 from gpumaja.io.series import assemble_series, open_products
 from gpumaja.model.series import TileSeries
 from gpumaja.pipeline.toa import load_group
@@ -47,6 +48,8 @@ def demo(
     t0 = time.perf_counter()
     products = assemble_series(open_products(paths))
     series = TileSeries(tuple(products))
+    # the synthetic landscape's DEM, reprojected onto the coarse processing grid with slope and aspect
+    terrain = load_terrain(str(out / "truth" / "dem.tif"), series.coarse_grid)
     timings["read_metadata_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -71,6 +74,10 @@ def demo(
         "out": str(out),
         "series": info["series"],
         "coarse_grid": {"resolution_m": series.coarse_grid.resolution, "shape": list(series.coarse_grid.shape)},
+        "terrain": {
+            "altitude_m": [round(float(terrain.altitude.min()), 1), round(float(terrain.altitude.max()), 1)],
+            "mean_slope_deg": round(float(terrain.slope.mean()), 2),
+        },
         "dates": [
             {
                 "acquired": d["acquired"],
@@ -96,6 +103,9 @@ def demo(
                       f"{d['cloud_percent_truth']:.1f}" if d["cloud_percent_truth"] is not None else "-",
                       *(f"{m:.4f}" for m in means))
     stdout.print(table)
+    t = result["terrain"]
+    stdout.print(f"terrain on the {series.coarse_grid.resolution:g} m grid: altitude {t['altitude_m'][0]:.0f}–"
+                 f"{t['altitude_m'][1]:.0f} m, mean slope {t['mean_slope_deg']:.1f}°")
     stdout.print("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in result["timings"].items()))
 
 
