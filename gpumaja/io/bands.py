@@ -24,16 +24,18 @@ from gpumaja.model.product import L1CProduct
 ACCEPTED_DTYPES = ("uint16", "int16", "uint8")
 
 
-def _crs_string(crs) -> str:
+def crs_string(crs) -> str:
+    """'EPSG:n' when the CRS has an EPSG code, else its WKT (the form Grid.crs uses)."""
     epsg = crs.to_epsg()
     return f"EPSG:{epsg}" if epsg else crs.to_wkt()
 
 
-def _grid_of(ds, label: str) -> Grid:
+def grid_of(ds, label: str | os.PathLike) -> Grid:
+    """The Grid of an open rasterio dataset; CorruptFileError naming `label` if it has none."""
     if ds.crs is None:
         raise CorruptFileError("the file has no coordinate reference system", label)
     try:
-        return Grid(_crs_string(ds.crs), ds.transform, ds.width, ds.height)
+        return Grid(crs_string(ds.crs), ds.transform, ds.width, ds.height)
     except ValueError as exc:  # rotated or south-up transform
         raise CorruptFileError(f"unsupported georeferencing: {exc}", label) from exc
 
@@ -49,7 +51,7 @@ def file_grid(path: str) -> Grid:
     """The grid of a raster file, from its header only (no pixel is read)."""
     try:
         with rasterio.open(path) as ds:
-            return _grid_of(ds, path)
+            return grid_of(ds, path)
     except GpumajaError:
         raise
     except Exception as exc:  # RasterioIOError, CPLE_* errors
@@ -69,7 +71,7 @@ def read_dn(product: L1CProduct, band: str) -> np.ndarray:
                 raise CorruptFileError(f"expected 1 band, the file has {ds.count}", path)
             if ds.dtypes[0] not in ACCEPTED_DTYPES:
                 raise CorruptFileError(f"expected 16-bit integer DN, the file holds {ds.dtypes[0]}", path)
-            src = _grid_of(ds, path)
+            src = grid_of(ds, path)
             data = ds.read(1)  # GDAL may only notice a truncated JP2 here
     except GpumajaError:
         raise

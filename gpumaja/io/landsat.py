@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from gpumaja.errors import CorruptFileError, MissingFileError, UnknownProductError
+from gpumaja.io.bands import file_grid, grid_of
 from gpumaja.io.mtl import REFLECTIVE_BAND_NUMBERS, MtlInfo, looks_like_mtl, parse_mtl, parse_odl
 from gpumaja.model.angles import AngleGrid, fill_nan_nearest
 from gpumaja.model.grids import Grid
@@ -107,27 +108,6 @@ def is_landsat(path: str | Path) -> bool:
 # Raster helpers
 
 
-def _crs_string(crs) -> str:
-    epsg = crs.to_epsg() if crs is not None else None
-    return f"EPSG:{epsg}" if epsg is not None else crs.to_wkt()
-
-
-def _band_grid(path: Path) -> Grid:
-    import rasterio
-
-    try:
-        with rasterio.open(path) as ds:
-            if ds.crs is None:
-                raise CorruptFileError("band GeoTIFF has no CRS", path)
-            return Grid(_crs_string(ds.crs), ds.transform, ds.width, ds.height)
-    except CorruptFileError:
-        raise
-    except ValueError as exc:  # rotated / south-up transform
-        raise CorruptFileError(f"unsupported georeferencing: {exc}", path) from None
-    except Exception as exc:  # RasterioIOError, ...
-        raise CorruptFileError(f"cannot read as a raster: {exc}", path) from exc
-
-
 def _block_average_angles(zen_path: Path, az_path: Path, cell_px: int) -> tuple[np.ndarray, np.ndarray, Grid]:
     """Zenith/azimuth angle bands (int16, 0.01 deg) averaged over cell_px x cell_px blocks.
 
@@ -151,7 +131,7 @@ def _block_average_angles(zen_path: Path, az_path: Path, cell_px: int) -> tuple[
             raise CorruptFileError(f"angle band is not on the grid of {zen_path.name}", az_path)
         if zds.crs is None:
             raise CorruptFileError("angle band has no CRS", zen_path)
-        fine = Grid(_crs_string(zds.crs), zds.transform, zds.width, zds.height)
+        fine = grid_of(zds, zen_path)
         coarse = fine.coarsen(fine.resolution * cell_px)
         H, W = coarse.shape
         zsum, ssum, csum, cnt = (np.zeros((H, W)) for _ in range(4))
@@ -319,7 +299,7 @@ def read_landsat(path: str | Path) -> L1CProduct:
     grid_from = ""
     for n in REFLECTIVE_BAND_NUMBERS:
         bpath = _existing(folder, info.band_files[n], f"band file FILE_NAME_BAND_{n}")
-        g = _band_grid(bpath)
+        g = file_grid(str(bpath))
         if grid is None:
             grid, grid_from = g, bpath.name
         elif g != grid:

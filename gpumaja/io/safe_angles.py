@@ -18,7 +18,7 @@ from affine import Affine
 
 from gpumaja.errors import CorruptFileError
 from gpumaja.io.xml import find_local, findall_local, local, require_text
-from gpumaja.model.angles import AngleGrid, fill_nan_nearest
+from gpumaja.model.angles import AngleGrid, circular_mean_deg, fill_nan_nearest
 from gpumaja.model.bands import S2_BANDS
 from gpumaja.model.grids import Grid
 
@@ -114,11 +114,11 @@ def read_view_angles(
         if len(shapes) != 1 or len(steps) != 1:
             raise CorruptFileError(f"viewing angle grids of band {name} differ in shape or step", label)
         zen = np.stack([g[0] for g in grids])
-        az = np.deg2rad(np.stack([g[1] for g in grids]))
+        az = np.stack([g[1] for g in grids])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells stay NaN
             zen_m = np.nanmean(zen, axis=0)
-            az_m = np.degrees(np.arctan2(np.nanmean(np.sin(az), axis=0), np.nanmean(np.cos(az), axis=0)))
+            az_m = circular_mean_deg(az, axis=0)
         col, row = grids[0][2], grids[0][3]
         grid = _angle_grid(crs, ulx, uly, col, row, zen_m.shape)
         if np.isnan(zen_m).all():

@@ -44,11 +44,14 @@ class AngleGrid:
         return cls(z, a, grid, float(zenith), float(azimuth % 360.0))
 
 
-def circular_mean_deg(angles: np.ndarray) -> float:
-    """Mean of angles in degrees on the circle, in [0, 360); NaNs ignored."""
+def circular_mean_deg(angles: np.ndarray, axis: int | None = None):
+    """Mean of angles in degrees on the circle, in [0, 360); NaNs ignored.
+
+    A float when `axis` is None, else an array reduced along `axis` (NaN where all inputs are NaN).
+    """
     a = np.deg2rad(np.asarray(angles, np.float64))
-    m = np.degrees(np.arctan2(np.nanmean(np.sin(a)), np.nanmean(np.cos(a))))
-    return float(m % 360.0)
+    m = np.degrees(np.arctan2(np.nanmean(np.sin(a), axis=axis), np.nanmean(np.cos(a), axis=axis))) % 360.0
+    return float(m) if axis is None else m
 
 
 def fill_nan_nearest(values: np.ndarray) -> np.ndarray:
