@@ -12,7 +12,7 @@ import sys
 import typer
 
 from gpumaja import __version__
-from gpumaja.cli import demo, info, synth
+from gpumaja.cli import demo, info, l2a, lut, synth
 from gpumaja.cli.common import setup_logging, state, stderr
 from gpumaja.errors import GpumajaError
 
@@ -42,7 +42,9 @@ def main(
 
 app.command("info")(info.info)
 app.command("synth")(synth.synth)
+app.command("l2a")(l2a.l2a)
 app.command("demo")(demo.demo)
+app.add_typer(lut.app, name="lut")
 
 
 def _cli_exit(exc: Exception) -> int:

@@ -1,0 +1,1 @@
+"""Atmospheric correction: LUTs, gas, water vapour, AOT, surface reflectance (SRE), slope (FRE)."""

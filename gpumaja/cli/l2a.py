@@ -1,0 +1,44 @@
+"""`gpumaja l2a`: Level-2A (MAJA science) of each input date, written as MUSCATE products."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from gpumaja.backend import select_backend
+from gpumaja.cli.common import Device, print_json, progress_bar, stdout
+
+
+def l2a(
+    inputs: list[Path] = typer.Argument(..., help="L1C products: SAFE folders/.zip, Landsat folders, or folders of them."),
+    out: Path = typer.Option(..., "--out", help="Folder to write one MUSCATE product per date into."),
+    dem: Path = typer.Option(None, "--dem", help="DEM GeoTIFF (any CRS) covering the tile; default flat 0 m."),
+    gipp: Path = typer.Option(None, "--gipp", help="MAJA GIPP folder (LUTs) instead of gpumaja's default 6S LUT."),
+    lut: Path = typer.Option(None, "--lut", help="A LUT file built with 'gpumaja lut build'."),
+    params: Path = typer.Option(None, "--params", help="Parameter overrides: TOML file or a MAJA L2COMM .EEF."),
+    device: Device = typer.Option(Device.auto, "--device", help="auto: the GPU if CuPy sees one, else the CPU."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace products that already exist in --out."),
+    json_out: bool = typer.Option(False, "--json", help="Print one summary per product as JSON on stdout."),
+) -> None:
+    """Atmospheric correction and masks of each date alone (MAJA INIT mode): SRE, FRE, ATB, MASKS, MTD."""
+    from gpumaja.io.params import read_params
+    from gpumaja.model.params import L2Params
+    from gpumaja.pipeline.l2a import run_l2a
+
+    p = read_params(params) if params is not None else L2Params()
+    backend = select_backend(device.value)
+    with progress_bar("L2A", None) as advance:
+        def on_product(i: int, n: int, name: str) -> None:
+            advance(0 if i == 0 else 1, description=f"L2A {i + 1}/{n} {name}")
+
+        summaries = run_l2a(inputs, out, backend, p, dem=dem, gipp=gipp, lut_file=lut, overwrite=overwrite,
+                            on_product=on_product)
+        advance(1, description=f"L2A done: {len(summaries)} product(s)")
+    if json_out:
+        print_json({"backend": backend.description, "products": summaries})
+        return
+    for s in summaries:
+        state = "" if s["valid"] else "  (too cloudy: metadata only)"
+        stdout.print(f"{s['product']}  cloud {s['cloud_percent']:.1f} %  AOT {s['mean_aot']}  "
+                     f"WV {s['mean_water_vapour']}  {s['seconds']['compute']:.1f} s{state}")

@@ -1,0 +1,145 @@
+"""L2A processing parameters: one typed object, defaults = the operational MAJA values.
+
+Each default cites its source in maja-l2a.md: "P21" is the 2021 operational column
+(MAJA_Parameters/README.md), "P16"/"P17" the 2016/2017 L2COMM sets where P21 gives no value, and
+"L2SITE"/"UserConf" the site file and user configuration. The names follow the MAJA L2COMM
+parameter names in snake case, so that `gpumaja.io.gipp.read_l2comm` (a MAJA L2COMM EEF) and
+`gpumaja.io.params.read_params` (a TOML file of overrides) map onto them one to one.
+
+No algorithm holds a magic number: every threshold it uses is a field here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+
+@dataclass(frozen=True)
+class L2Params:
+    # --- geometry -------------------------------------------------------------------------------
+    coarse_resolution_m: float = 240.0  # L2CoarseResolution, UserConf (maja-l2a.md "Processing geometry")
+
+    # --- band roles (S2 band names; the Landsat equivalents come from `roles_for`) ---------------
+    blue_band: str = "B01"  # Blue_Band_Code, all GIPP versions (443 nm)
+    green_band: str = "B03"
+    red_band: str = "B04"
+    nir_band: str = "B8A"  # NIR_Band_Code P16/P17
+    swir1_band: str = "B11"
+    swir2_band: str = "B12"  # Reflectance_Water_Band P16/P17
+    cirrus_band: str = "B10"
+    wv_band: str = "B09"
+    wv_reference_band: str = "B8A"
+
+    # --- gas (§3.3) -----------------------------------------------------------------------------
+    ozone_amount_default: float = 0.300  # Ozone_Amount_Default_Value, cm-atm (300 DU)
+    water_amount_default: float = 2.0  # Water_Amount_Default_Value, g/cm2 (used when no WV estimate)
+
+    # --- water vapour (§3.4) --------------------------------------------------------------------
+    water_vapor_max: float = 8.0  # Water_Vapor_Max_Threshold (P18t)
+    water_vapor_reflectance_threshold_ref: float = 0.1  # B8A reflectance floor (P16)
+    water_vapor_reflectance_threshold_wv: float = 0.1  # B9 reflectance floor (P16; P18t 0.2)
+    water_vapor_init_window_radius: int = 2  # gap filling, coarse px
+    water_vapor_max_window_radius: int = 16
+    water_vapor_se_valid_radius: int = 2
+    water_vapor_quantification: float = 0.05  # VAP_Quantification_Value (P16): ATB band 1 = W / 0.05
+
+    # --- Rayleigh / TOCR (§1) -------------------------------------------------------------------
+    rayleigh_correction_default_aot: float = 0.05  # Rayleigh_Correction_Default_AOT, all versions
+
+    # --- mono-temporal cloud test (§1.1) --------------------------------------------------------
+    cloud_blue_reflectance_threshold: float = 0.24  # P21
+    cloud_red_reflectance_threshold: float = 0.15  # P16/P17
+    nir_red_ratio_max: float = 2.0
+    nir_red_ratio_min: float = 0.8
+    nir_swir_ratio_min: float = 1.0
+    saturation_threshold: float = 0.9  # P16; saturated TOA in blue/red/NIR/SWIR -> cloud
+
+    # --- cirrus (§1.5) --------------------------------------------------------------------------
+    cirrus_mask_threshold_offset: float = 0.007  # P21
+    cirrus_mask_threshold_gain: float = 0.000012  # P21
+    cirrus_alt_ref: float = 2000.0  # test plan value (operational value not seen)
+    min_percent_mask_cirrus: float = 100.0  # P16: global cirrus flag effectively off
+
+    # --- snow (§1.6) ----------------------------------------------------------------------------
+    ndsi_threshold: float = 0.4  # P16/P17/P21
+    snow_red_reflectance_threshold: float = 0.12
+    snow_swir1_reflectance_threshold: float = 0.16
+    se_snow_radius: int = 1
+    slope_min_cos_i: float = 0.2
+
+    # --- water (§1.7) ---------------------------------------------------------------------------
+    water_ndvi_threshold: float = 0.01
+    water_red_reflectance_threshold: float = 0.05
+    water_slope_threshold: float = 0.15  # slope (rad ~ tan) above which water is not tested
+    water_reflectance_threshold: float = 0.04  # P21 (B12), nominal-mode cloud-over-water branch
+    water_sunglint_reflectance_threshold: float = 0.16  # P21
+
+    # --- dilation / resampling (§1.8, §1.11) ----------------------------------------------------
+    se_cloud_radius: int = 1  # P16/P18t (P17: 0)
+    se_input_masks_radius: int = 1
+    mask_resampling_threshold: float = 0.25  # bilinear then > 0.25
+    max_cloud_percentage: float = 90.0  # P16/P21: above -> metadata only
+    max_no_data_percentage: float = 99.0
+
+    # --- AOT (§3.5) -----------------------------------------------------------------------------
+    step_aot: int = 3  # AOT grid every 3 coarse px (720 m)
+    half_window_size: int = 3
+    sampling_interval_min: int = 2
+    sampling_interval_max: int = 8
+    increment_n_distance: int = 2
+    n_pix_min: int = 19
+    red_toa_threshold: float = 0.2  # MS selection (P16/P17)
+    ndvi_aot_threshold: float = 0.3  # NDVI_Threshold (P16/P17)
+    ms_slope: float = 0.45  # MS_Slope (P16/P17)
+    ms_y_intercept: float = 0.0
+    ndvi_slope: float = 0.7
+    ndvi_y_intercept: float = 0.3
+    w_ms: float = 2.0
+    w_bounds: float = 1e9
+    w_dark: float = 10.0
+    aot_min: float = 0.01
+    aot_initial: float = 0.1  # AOT_initial_D (P16/P17)
+    lm_max_iterations: int = 500
+    lm_tolerance: float = 1e-5
+    dark_band: str = "B01"
+    dark_pixel_threshold: float = 0.025  # L2SITE
+    darkest_pixel_surface_reflectance: float = 0.01  # L2SITE
+    aot_init_window_radius: int = 2  # gap filling, AOT-grid px
+    aot_max_window_radius: int = 16
+    default_aot: float = 0.1  # P16/P17
+    sigma_smoothing_aot: float = 2.0
+    aot_quantification: float = 0.005  # ATB band 2 = AOT / 0.005
+
+    # --- environment and slope (§3.6, §3.7) -----------------------------------------------------
+    env_corr_radius: int = 10  # coarse px: (2R+1)^2 box mean
+    min_cos_e: float = 0.1
+    min_cos_ratio: float = 0.2
+    distance_threshold_m: float = 240.0  # DTM processing (hidden faces / topographic shadows)
+
+    # --- product --------------------------------------------------------------------------------
+    reflectance_quantification: float = 10000.0
+    reflectance_nodata: int = -10000
+
+    def replace(self, **changes) -> L2Params:
+        """A copy with some fields changed; unknown names are a ValueError naming them."""
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise ValueError(f"unknown L2 parameter(s): {', '.join(unknown)}")
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# Landsat 8/9 OLI band roles (no B9/B10 of S2; OLI B9 is the cirrus band, no water-vapour band).
+LANDSAT_ROLES = {
+    "blue_band": "B1", "green_band": "B3", "red_band": "B4", "nir_band": "B5", "swir1_band": "B6",
+    "swir2_band": "B7", "cirrus_band": "B9", "wv_band": "", "wv_reference_band": "", "dark_band": "B1",
+}
+
+
+def roles_for(params: L2Params, sensor: str) -> L2Params:
+    """Parameters with band roles for the sensor family ("S2" keeps the S2 codes)."""
+    if sensor == "LANDSAT":
+        return params.replace(**LANDSAT_ROLES)
+    return params

@@ -1,0 +1,267 @@
+"""One date's L2A (MAJA's INIT mode: no composite), in the order of MAJA's L2 modules.
+
+maja-l2a.md "L2 module order": coarse TOA -> gas and water vapour (§3.3, §3.4) -> reduced LUT
+(§3.1) -> Rayleigh/default-AOT TOCR -> cirrus (§1.5) -> snow (§1.6) -> mono-temporal cloud
+(§1.1) -> snow correction -> water (§1.7) -> dilation (§1.8) -> AOT, multi-spectral with the
+dark-pixel bound (§3.5) -> environment reflectance -> per 10/20 m group: gas, TOC by mini-LUT,
+adjacency correction = SRE (§3.6), slope correction = FRE (§3.7), masks resampled (§1.11).
+
+Everything runs on `backend` (NumPy or CuPy); each step is a function of `gpumaja.atmosphere` or
+`gpumaja.masks`, the per-pixel ones being CUDA kernels with NumPy twins. No file is opened here.
+"""
+
+from __future__ import annotations
+
+import math
+import numpy as np
+
+from gpumaja import __version__
+from gpumaja.atmosphere.aot import aot_multispectral, aot_to_grid, dark_pixel_aot, fill_and_smooth_aot, ms_selection
+from gpumaja.atmosphere.gas import gas_correction
+from gpumaja.atmosphere.minilut import AtmosphereLUT, fold_relative_azimuth
+from gpumaja.atmosphere.slope import slope_correction
+from gpumaja.atmosphere.surface_reflectance import environment_correction, environment_reflectance
+from gpumaja.atmosphere.toc import apply_minilut
+from gpumaja.atmosphere.water_vapour import constant_water_vapour, water_vapour_map
+from gpumaja.backend import Backend
+from gpumaja.masks.cirrus import cirrus_mask
+from gpumaja.masks.cloud_mono import refl_cloud
+from gpumaja.masks.combine import clm_bits, combine_clouds, mg2_bits
+from gpumaja.masks.morphology import resample_float, resample_mask
+from gpumaja.masks.snow import cos_incidence, snow_mask, snow_mask_correction
+from gpumaja.masks.terrain import terrain_flags
+from gpumaja.masks.water import water_mask_single_date
+from gpumaja.model.l2a import IAB_AOT_INTERPOLATED, IAB_WV_INTERPOLATED, L2AGroup, L2AResult
+from gpumaja.model.params import L2Params, roles_for
+from gpumaja.pipeline.l2a_inputs import DateInputs
+from gpumaja.pipeline.stages import Stages
+from gpumaja.radiometry.coarse import block_mean
+
+# Groups and bands written in the MUSCATE product (maja-l2a.md §5)
+OUTPUT_GROUPS = {
+    "S2": {"R1": ("B02", "B03", "B04", "B08"), "R2": ("B05", "B06", "B07", "B8A", "B11", "B12")},
+    "LANDSAT": {"R1": ("B1", "B2", "B3", "B4", "B5", "B6", "B7")},
+}
+
+
+def _factor(coarse_res: float, res: float) -> int:
+    f = coarse_res / res
+    if abs(f - round(f)) > 1e-6:
+        raise ValueError(f"coarse resolution {coarse_res:g} m is not a multiple of {res:g} m")
+    return int(round(f))
+
+
+def _coarse_bands(inp: DateInputs, params: L2Params, backend: Backend) -> tuple[dict, dict]:
+    """TOA and saturated fraction of every band on the coarse grid (block means, §"Processing geometry")."""
+    xp = backend.xp
+    cy, cx = inp.coarse_grid.shape
+    toa, sat = {}, {}
+    for g in inp.groups.values():
+        f = _factor(inp.coarse_grid.resolution, g.grid.resolution)
+        mean, _ = block_mean(g.toa, f, backend=backend)
+        frac, _ = block_mean(g.saturated.astype(xp.float32), f, min_valid_fraction=0.0, backend=backend)
+        for i, b in enumerate(g.bands):
+            toa[b] = mean[i, :cy, :cx]
+            sat[b] = frac[i, :cy, :cx] >= np.float32(params.saturation_threshold)
+    return toa, sat
+
+
+def _geometry(inp: DateInputs, bands) -> tuple[float, float, dict, dict, dict]:
+    p = inp.product
+    sz, sa = float(p.sun.mean_zenith), float(p.sun.mean_azimuth)
+    vz = {b: float(p.view[b].mean_zenith) for b in bands}
+    va = {b: float(p.view[b].mean_azimuth) for b in bands}
+    dphi = {b: fold_relative_azimuth(sa, va[b]) for b in bands}
+    return sz, sa, vz, va, dphi
+
+
+def _air_mass(sz: float, vz: dict, bands) -> np.ndarray:
+    return np.array([1.0 / math.cos(math.radians(sz)) + 1.0 / math.cos(math.radians(vz[b])) for b in bands],
+                    np.float32)
+
+
+def process_date(
+    inp: DateInputs, lut: AtmosphereLUT, params: L2Params, backend: Backend, stages: Stages | None = None,
+) -> L2AResult:
+    xp = backend.xp
+    st = stages or Stages(backend)
+    product = inp.product
+    params = roles_for(params, product.sensor)
+    cg = inp.coarse_grid
+    f32 = np.float32
+
+    with st("coarse toa"):
+        toa_c, sat_c = _coarse_bands(inp, params, backend)
+        edge_c = xp.zeros(cg.shape, bool)
+        for a in toa_c.values():
+            edge_c |= xp.isnan(a)
+        ter_c = inp.terrain["coarse"]
+        alt_c = xp.asarray(ter_c.altitude, dtype=f32)
+        slope_c, aspect_c = xp.asarray(ter_c.slope), xp.asarray(ter_c.aspect)
+
+    lut_bands = tuple(b for b in lut.bands if b in toa_c)
+    sz, sa, vz, va, dphi = _geometry(inp, tuple(toa_c))
+    with st("reduce lut"):
+        ml = lut.reduce(sz, {b: vz[b] for b in lut_bands}, {b: dphi[b] for b in lut_bands}, lut_bands)
+        smac = lut.smac(lut_bands)
+        air = _air_mass(sz, vz, lut_bands)
+
+    with st("water vapour"):
+        wv_band, ref_band = params.wv_band, params.wv_reference_band
+        watv = getattr(lut, "water_vapour", None)
+        if wv_band and wv_band in toa_c and ref_band in toa_c and watv is not None:
+            wv_c, wv_interp_c = water_vapour_map(
+                toa_c[wv_band], toa_c[ref_band], watv, sz, vz[wv_band], ~edge_c, params, xp)
+        else:
+            wv_c, wv_interp_c = constant_water_vapour(cg.shape, params, xp)
+
+    with st("gas coarse"):
+        toa_stack = xp.stack([toa_c[b] for b in lut_bands])
+        toas_c = gas_correction(toa_stack, alt_c, wv_c, smac, air, params.ozone_amount_default,
+                                water_default=params.water_amount_default, backend=backend)
+        idx = {b: i for i, b in enumerate(lut_bands)}
+
+    with st("tocr"):
+        default_aot = xp.full(cg.shape, f32(params.rayleigh_correction_default_aot), dtype=f32)
+        tocr = apply_minilut(toas_c, alt_c, default_aot, ml, backend=backend)
+
+    def tc(role: str):
+        return tocr[idx[getattr(params, role)]]
+
+    with st("masks"):
+        sat_any = xp.zeros(cg.shape, bool)
+        for role in ("blue_band", "red_band", "nir_band", "swir1_band"):
+            sat_any |= sat_c[getattr(params, role)]
+        if params.cirrus_band in toa_c:
+            cirrus = cirrus_mask(toa_c[params.cirrus_band], alt_c, ~edge_c, params, xp)
+        else:
+            cirrus = xp.zeros(cg.shape, bool)
+        cos_sz = math.cos(math.radians(sz))
+        cos_i = cos_incidence(slope_c, aspect_c, sz, sa, xp)
+        snow = snow_mask(tc("green_band"), tc("red_band"), tc("swir1_band"), cos_sz, cos_i, edge_c, None, params, xp)
+        refl = refl_cloud(tc("blue_band"), tc("red_band"), tc("nir_band"), tc("swir1_band"), sat_any,
+                          edge_c | snow, params, xp)
+        snow, extra_cloud = snow_mask_correction(snow, refl, edge_c, xp)
+        refl = refl | extra_cloud
+        mean_vz = float(np.mean([vz[b] for b in lut_bands]))
+        mean_va = float(np.degrees(np.arctan2(np.mean(np.sin(np.radians([va[b] for b in lut_bands]))),
+                                              np.mean(np.cos(np.radians([va[b] for b in lut_bands]))))) % 360.0)
+        topo_c, hidden_c = terrain_flags(alt_c, cg.resolution, sz, sa, mean_vz, mean_va, params, xp, edge=edge_c)
+        water, _tested = water_mask_single_date(tc("red_band"), tc("nir_band"), refl | cirrus, edge_c, topo_c,
+                                                slope_c, params, xp)
+        clouds = combine_clouds(refl, cirrus, None, params, edge_c, xp)
+
+    with st("aot"):
+        dark_excl = clouds["all"] | edge_c
+        aot_dark = dark_pixel_aot(toas_c[idx[params.dark_band]], alt_c, dark_excl, ml, params)
+        selected, ndvi = ms_selection(toas_c[idx[params.red_band]], toas_c[idx[params.nir_band]], clouds["all"],
+                                      snow, water, sat_any, edge_c, params, xp)
+        aot_nodes, n_used = aot_multispectral(toas_c[idx[params.blue_band]], toas_c[idx[params.red_band]], ndvi,
+                                              alt_c, selected, ml, aot_dark, params, backend=backend)
+        aot_nodes, aot_interp_nodes = fill_and_smooth_aot(aot_nodes, params, xp)
+        aot_c = aot_to_grid(aot_nodes, params.step_aot, cg.shape, xp).astype(f32)
+        aot_interp_c = aot_to_grid(aot_interp_nodes.astype(f32), params.step_aot, cg.shape, xp) > 0.5
+
+    out_groups = OUTPUT_GROUPS[product.sensor]
+    out_bands = tuple(b for bs in out_groups.values() for b in bs if b in idx)
+    with st("environment"):
+        toc_c = apply_minilut(xp.stack([toas_c[idx[b]] for b in out_bands]), alt_c, aot_c,
+                              ml.subset(out_bands), backend=backend)
+        env_c = environment_reflectance(toc_c, params.env_corr_radius, ~edge_c, xp)
+        env_idx = {b: i for i, b in enumerate(out_bands)}
+
+    valid_c = ~edge_c
+    n_valid = int(valid_c.sum())
+    cloud_pct = 100.0 * float((clouds["all_clouds"] & valid_c).sum()) / max(n_valid, 1)
+    snow_pct = 100.0 * float((snow & valid_c).sum()) / max(n_valid, 1)
+    nodata_pct = 100.0 * (1.0 - n_valid / edge_c.size)
+
+    groups: dict[str, L2AGroup] = {}
+    for gname, gbands in out_groups.items():
+        g = inp.groups.get(gname)
+        if g is None:
+            continue
+        bands = tuple(b for b in gbands if b in g.bands and b in idx)
+        with st(f"sre/fre {gname}"):
+            groups[gname] = _group_products(
+                inp, g, bands, gname, ml, smac[[idx[b] for b in bands]], air[[idx[b] for b in bands]],
+                wv_c, aot_c, env_c[[env_idx[b] for b in bands]], sz, sa, vz, va, params, backend, xp)
+        with st(f"masks {gname}"):
+            _group_masks(groups[gname], g, cg, clouds, snow, water, topo_c, hidden_c, wv_interp_c, aot_interp_c,
+                         params, backend, xp)
+
+    return L2AResult(
+        product=product, groups=groups, cloud_percent=cloud_pct, snow_percent=snow_pct, nodata_percent=nodata_pct,
+        lut_source=lut.source, aot_method="MULTISPECTRAL", params=params.to_dict(),
+        mean_aot=_nanmean(aot_c, valid_c, xp), mean_water_vapour=_nanmean(wv_c, valid_c, xp),
+        software_version=f"gpumaja {__version__}",
+    )
+
+
+def _nanmean(a, valid, xp) -> float:
+    v = a[valid & ~xp.isnan(a)]
+    return float(v.mean()) if v.size else float("nan")
+
+
+def _group_products(inp, g, bands, gname, ml, smac, air, wv_c, aot_c, env_c, sz, sa, vz, va, params, backend, xp):
+    f32 = np.float32
+    f = _factor(inp.coarse_grid.resolution, g.grid.resolution)
+    shape = g.grid.shape
+    ter = inp.terrain[gname]
+    alt = xp.asarray(ter.altitude, dtype=f32)
+    sel = [g.bands.index(b) for b in bands]
+    toa = g.toa[sel]
+    edge = xp.isnan(g.toa).any(axis=0)
+    wv = resample_float(wv_c, f, shape, xp).astype(f32)
+    aot = resample_float(aot_c, f, shape, xp).astype(f32)
+    toas = gas_correction(toa, alt, wv, smac, air, params.ozone_amount_default,
+                          water_default=params.water_amount_default, backend=backend)
+    mlg = ml.subset(bands)
+    unif = apply_minilut(toas, alt, aot, mlg, backend=backend)
+    del toas
+    env = xp.stack([resample_float(env_c[i], f, shape, xp) for i in range(len(bands))]).astype(f32)
+    sre = environment_correction(unif, env, alt, aot, mlg, backend=backend)
+    del unif
+    fre, mg2_terrain = slope_correction(
+        sre, env, alt, aot, xp.deg2rad(xp.asarray(ter.slope, dtype=f32)).astype(f32),
+        xp.deg2rad(xp.asarray(ter.aspect, dtype=f32)).astype(f32), sz, sa,
+        np.array([vz[b] for b in bands], f32), np.array([va[b] for b in bands], f32), mlg,
+        params.slope_min_cos_i, params.min_cos_e, params.min_cos_ratio, backend=backend)
+    del env
+    sre[:, edge] = np.nan
+    fre[:, edge] = np.nan
+    wv[edge] = np.nan
+    aot[edge] = np.nan
+    sat = xp.zeros(shape, xp.uint8)
+    for i, j in enumerate(sel):
+        sat |= (g.saturated[j] & ~edge).astype(xp.uint8) << i
+    zeros = xp.zeros(shape, xp.uint8)
+    to_np = backend.to_numpy
+    return L2AGroup(
+        gname, g.grid, bands, to_np(sre), to_np(fre), to_np(wv), to_np(aot), to_np(zeros),
+        to_np(xp.where(edge, 0, mg2_terrain).astype(xp.uint8)), to_np(sat), to_np(edge.astype(xp.uint8)),
+        to_np(zeros),
+    )
+
+
+def _group_masks(out: L2AGroup, g, cg, clouds, snow, water, topo_c, hidden_c, wv_interp_c, aot_interp_c,
+                 params, backend, xp) -> None:
+    f = _factor(cg.resolution, g.grid.resolution)
+    shape = g.grid.shape
+    thr = params.mask_resampling_threshold
+    edge = xp.asarray(out.edg).astype(bool)
+
+    def up(m):
+        return resample_mask(m, f, shape, threshold=thr, xp=xp) & ~edge
+
+    fine = {k: up(v) for k, v in clouds.items() if v is not None}
+    clm = clm_bits(fine)
+    zero = xp.zeros(shape, bool)
+    mg2 = mg2_bits(up(water), fine["all_clouds"], up(snow), fine.get("shadow", zero), up(topo_c), up(hidden_c),
+                   zero, zero)
+    mg2 = mg2 | xp.asarray(out.mg2)
+    iab = (up(wv_interp_c).astype(xp.uint8) * np.uint8(IAB_WV_INTERPOLATED)) | (
+        up(aot_interp_c).astype(xp.uint8) * np.uint8(IAB_AOT_INTERPOLATED))
+    out.clm = backend.to_numpy(clm.astype(xp.uint8))
+    out.mg2 = backend.to_numpy(mg2.astype(xp.uint8))
+    out.iab = backend.to_numpy(iab.astype(xp.uint8))
