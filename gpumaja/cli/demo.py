@@ -1,8 +1,9 @@
 """`gpumaja demo`: the main job on an embedded default, on any machine.
 
-For now: synthesise a small Sentinel-2 series, read it back as a tile series, convert it to TOA
-reflectance on the chosen backend and report what was read and how long each step took. Later issues
-extend it to L2A, L3A and snow.
+Synthesise a small Sentinel-2 series (real SAFE products, a DEM and the truth), run the L2A chain
+on each date (MAJA INIT mode, the default 6S LUT shipped in the package, the synthetic DEM) and write
+MUSCATE products with their quicklooks; print what was found next to the truth and how long each
+step took. Later issues extend it to L3A and snow.
 """
 
 from __future__ import annotations
@@ -12,19 +13,14 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import typer
 from rich.table import Table
 
 from gpumaja.backend import select_backend
 from gpumaja.cli.common import Device, print_json, progress_bar, stdout
-from gpumaja.cli.info import describe
 from gpumaja.cli.synth import run_synth
-from gpumaja.io.dem import load_terrain
-from gpumaja.io.series import assemble_series, open_products
-from gpumaja.model.series import TileSeries
-from gpumaja.pipeline.toa import load_group
-from gpumaja.radiometry.toa import FLAG_NODATA
+from gpumaja.model.params import L2Params
+from gpumaja.pipeline.l2a import run_l2a
 
 log = logging.getLogger(__name__)
 
@@ -37,80 +33,70 @@ def demo(
     device: Device = typer.Option(Device.auto, "--device", help="auto: the GPU if CuPy sees one, else the CPU."),
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
 ) -> None:
-    """Run the chain on a synthetic series: synth, read, TOA on the chosen device, summary."""
+    """Synthetic L1C series -> L2A MUSCATE products (SRE, FRE, ATB, masks, quicklook, STAC), vs truth."""
     backend = select_backend(device.value)
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    paths = run_synth(out, dates, size, seed)
+    synth_dir = out / "L1C"
+    paths = run_synth(synth_dir, dates, size, seed)
     timings["synth_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    products = assemble_series(open_products(paths))
-    series = TileSeries(tuple(products))
-    # the synthetic landscape's DEM, reprojected onto the coarse processing grid with slope and aspect
-    terrain = load_terrain(str(out / "truth" / "dem.tif"), series.coarse_grid)
-    timings["read_metadata_s"] = time.perf_counter() - t0
+    with progress_bar("L2A", len(paths)) as advance:
+        summaries = run_l2a(paths, out / "L2A", backend, L2Params(), dem=synth_dir / "truth" / "dem.tif",
+                            overwrite=True, on_product=lambda i, n, name: advance(0 if i == 0 else 1,
+                                                                                  description=f"L2A {name[:24]}"))
+        advance(1, description="L2A done")
+    timings["l2a_s"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    stats = {}
-    with progress_bar("TOA reflectance", len(series) * len(series.groups)) as advance:
-        for group in series.groups:
-            ds = load_group(series, group, backend, on_date=lambda _i: advance())
-            toa = backend.to_numpy(ds["toa"].data)
-            nodata = (backend.to_numpy(ds["flags"].data) & FLAG_NODATA) != 0
-            stats[group] = {
-                "bands": list(ds.band.values),
-                "shape": list(toa.shape),
-                "mean_toa": np.round(np.nanmean(toa, axis=(2, 3)), 5).tolist(),
-                "nodata_percent": np.round(nodata.mean(axis=(1, 2, 3)) * 100, 3).tolist(),
-            }
-    timings["toa_s"] = time.perf_counter() - t0
-
-    truth = json.loads((out / "truth" / "truth.json").read_text())
-    info = describe(products, None, dedupe=False)
+    truth = json.loads((synth_dir / "truth" / "truth.json").read_text())
+    by_date = {d["acquired"][:10]: d for d in truth.get("dates", [])}
+    rows = []
+    for s in summaries:
+        t = by_date.get(s["acquired"][:10], {})
+        qkl = sorted(Path(s["product"]).glob("*_QKL_ALL.jpg"))
+        rows.append({
+            "acquired": s["acquired"], "platform": s["platform"], "product": s["product"],
+            "valid": s["valid"], "quicklook": str(qkl[0]) if qkl else None,
+            "cloud_percent": s["cloud_percent"],
+            "cloud_percent_truth": _sum(t, "cloud_percent", "cirrus_percent"),
+            "snow_percent": s["snow_percent"], "snow_percent_truth": t.get("snow_percent"),
+            "mean_aot": s["mean_aot"], "mean_aot_truth": t.get("mean_aot"),
+            "mean_water_vapour": s["mean_water_vapour"], "mean_water_vapour_truth": t.get("mean_water_vapour"),
+            "compute_s": s["seconds"]["compute"], "write_s": s["seconds"]["write"],
+        })
     result = {
-        "backend": backend.description,
-        "out": str(out),
-        "series": info["series"],
-        "coarse_grid": {"resolution_m": series.coarse_grid.resolution, "shape": list(series.coarse_grid.shape)},
-        "terrain": {
-            "altitude_m": [round(float(terrain.altitude.min()), 1), round(float(terrain.altitude.max()), 1)],
-            "mean_slope_deg": round(float(terrain.slope.mean()), 2),
-        },
-        "dates": [
-            {
-                "acquired": d["acquired"],
-                "platform": d["platform"],
-                "mean_sun_zenith": d["mean_sun_zenith"],
-                "cloud_percent_truth": _cloud_percent(truth, i),
-            }
-            for i, d in enumerate(info["products"])
-        ],
-        "toa": stats,
-        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "backend": backend.description, "out": str(out), "lut": summaries[0]["lut"] if summaries else None,
+        "products": rows, "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     if json_out:
         print_json(result)
         return
-    table = Table(title=f"gpumaja demo: tile {series.tile}, {len(series)} dates, {backend.description}")
-    for col in ("date (UTC)", "sat", "sun zen °", "cloud %", *(f"TOA {b}" for b in stats[series.groups[0]]["bands"])):
+    table = Table(title=f"gpumaja demo: {len(rows)} dates, {size}x{size} px, {backend.description}")
+    for col in ("date (UTC)", "sat", "cloud % (truth)", "snow % (truth)", "AOT (truth)", "WV g/cm² (truth)", "s"):
         table.add_column(col)
-    for i, d in enumerate(result["dates"]):
-        means = stats[series.groups[0]]["mean_toa"][i]
-        table.add_row(d["acquired"][:16].replace("T", " "), d["platform"].replace("SENTINEL-", "S"),
-                      f"{d['mean_sun_zenith']:.2f}",
-                      f"{d['cloud_percent_truth']:.1f}" if d["cloud_percent_truth"] is not None else "-",
-                      *(f"{m:.4f}" for m in means))
+    for r in rows:
+        table.add_row(
+            r["acquired"][:16].replace("T", " "), r["platform"].replace("SENTINEL-", "S"),
+            f"{r['cloud_percent']:.1f} ({_f(r['cloud_percent_truth'], 1)})",
+            f"{r['snow_percent']:.1f} ({_f(r['snow_percent_truth'], 1)})",
+            f"{_f(r['mean_aot'], 3)} ({_f(r['mean_aot_truth'], 3)})",
+            f"{_f(r['mean_water_vapour'], 2)} ({_f(r['mean_water_vapour_truth'], 2)})",
+            f"{r['compute_s']:.1f}")
     stdout.print(table)
-    t = result["terrain"]
-    stdout.print(f"terrain on the {series.coarse_grid.resolution:g} m grid: altitude {t['altitude_m'][0]:.0f}–"
-                 f"{t['altitude_m'][1]:.0f} m, mean slope {t['mean_slope_deg']:.1f}°")
+    stdout.print(f"LUT: {result['lut']}")
+    for r in rows:
+        stdout.print(f"{r['product']}" + ("" if r["valid"] else "  (too cloudy: metadata only)"))
+        if r["quicklook"]:
+            stdout.print(f"  quicklook: {r['quicklook']}")
     stdout.print("timings: " + ", ".join(f"{k} {v:.2f}" for k, v in result["timings"].items()))
 
 
-def _cloud_percent(truth: dict, i: int) -> float | None:
-    dates = truth.get("dates", [])
-    if i < len(dates) and isinstance(dates[i], dict):
-        return dates[i].get("cloud_percent")
-    return None
+def _sum(d: dict, *keys: str) -> float | None:
+    vals = [d.get(k) for k in keys]
+    return None if any(v is None for v in vals) else float(sum(vals))
+
+
+def _f(x, nd: int) -> str:
+    return "-" if x is None else f"{x:.{nd}f}"

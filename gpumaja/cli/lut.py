@@ -51,7 +51,7 @@ def build(
     except SixSUnavailable as exc:
         raise InputError(str(exc)) from exc
     spec = sensor_spec(sensor.value)
-    if spec.srf_source.endswith("closest available)"):
+    if spec.srf_substituted:
         log.warning("%s: %s", spec.key, spec.srf_source)
     out = out or Path(f"gpumaja_6S_{spec.key}_CONTINEN.npz")
     cache = cache or out.with_name(out.name + ".partial.jsonl")

@@ -10,6 +10,7 @@ import logging
 import sys
 
 import typer
+from rich.markup import escape
 
 from gpumaja import __version__
 from gpumaja.cli import demo, info, l2a, lut, synth
@@ -66,7 +67,7 @@ def _cli_exit(exc: Exception) -> int:
     logging.getLogger("gpumaja").debug("unexpected error", exc_info=True)
     if state["verbose"]:
         stderr.print_exception()
-    stderr.print(f"[bold red]failed:[/] {type(exc).__name__}: {exc} (run with -v for the traceback)",
+    stderr.print(f"[bold red]failed:[/] {type(exc).__name__}: {escape(str(exc))} (run with -v for the traceback)",
                  markup=True, highlight=False)
     return 1
 
@@ -79,7 +80,7 @@ def run(argv: list[str] | None = None) -> int:
     except GpumajaError as exc:
         if state["verbose"]:
             stderr.print_exception()
-        stderr.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        stderr.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
         code = exc.exit_code
     except Exception as exc:
         code = _cli_exit(exc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import fields
 from importlib import resources
 from pathlib import Path
@@ -23,6 +24,7 @@ FORMAT_VERSION = 1
 _ARRAY_FIELDS = ("sun_zenith", "rel_azimuth", "altitude", "aot", "path_nadir", "path_off", "t_sun",
                  "t_view_off", "albedo", "tau", "smac_table", "watv_table", "watv_sun_zenith",
                  "watv_view_zenith", "watv_ratio")
+_REQUIRED_ARRAYS = tuple(k for k in _ARRAY_FIELDS if not k.startswith("watv"))
 
 
 def save_lut(tables: SixSTables, path: Path) -> Path:
@@ -47,15 +49,28 @@ def read_lut_tables(path: Path) -> SixSTables:
     if not path.is_file():
         raise MissingFileError("LUT file not found", path)
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise CorruptFileError(f"not a readable gpumaja LUT file ({exc})", path) from exc
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise CorruptFileError("not a gpumaja LUT file (a single array, not an .npz archive)", path)
+    try:
+        with z:
+            if "header" not in z.files:
+                raise CorruptFileError("not a gpumaja LUT file (no header)", path)
             header = json.loads(bytes(z["header"]).decode())
             arrays = {k: z[k] for k in _ARRAY_FIELDS if k in z.files}
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
         raise CorruptFileError(f"not a readable gpumaja LUT file ({exc})", path) from exc
-    if header.get("format") != FORMAT:
-        raise CorruptFileError(f"not a gpumaja LUT file (format {header.get('format')!r})", path)
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        fmt = header.get("format") if isinstance(header, dict) else None
+        raise CorruptFileError(f"not a gpumaja LUT file (format {fmt!r})", path)
     if header.get("version") != FORMAT_VERSION:
         raise CorruptFileError(f"LUT format version {header.get('version')} (this gpumaja reads {FORMAT_VERSION})", path)
+    missing = [k for k in ("sensor", "bands", "gas_bands", "view_zenith_off") if k not in header]
+    missing += [k for k in _REQUIRED_ARRAYS if k not in arrays]
+    if missing:
+        raise CorruptFileError(f"LUT file lacks {', '.join(missing)}", path)
     kw = {f.name: arrays.get(f.name) for f in fields(SixSTables) if f.name in _ARRAY_FIELDS}
     return SixSTables(
         sensor=header["sensor"], bands=tuple(header["bands"]), view_zenith_off=float(header["view_zenith_off"]),

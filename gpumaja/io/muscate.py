@@ -50,6 +50,7 @@ from gpumaja.io.muscate_mtd import (
 )
 from gpumaja.io.quicklook import write_quicklook
 from gpumaja.io.stac import l2a_stac_item
+from gpumaja.model.product import L1CProduct
 from gpumaja.model.l2a import L2AGroup, L2AResult
 from gpumaja.model.params import L2Params
 
@@ -67,7 +68,11 @@ def product_name(result: L2AResult) -> str:
     """MUSCATE product name, e.g. SENTINEL2A_20240120-105850-500_L2A_T31TCJ_C_V1-0 or
     LANDSAT8-OLITIRS-XS_20150804-155911-123_L2A_020-039_C_V1-0 (acquisition time to the millisecond,
     truncated)."""
-    p = result.product
+    return product_name_of(result.product)
+
+
+def product_name_of(p: L1CProduct) -> str:
+    """`product_name` from the L1 product alone (known before processing)."""
     t = p.acquired
     when = f"{t:%Y%m%d-%H%M%S}-{t.microsecond // 1000:03d}"
     platform = muscate_platform(p)

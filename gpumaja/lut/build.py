@@ -91,18 +91,44 @@ def run_cases(
     run = runner or (lambda c: run_case(c, exe))
     lock = threading.Lock()
     cache.parent.mkdir(parents=True, exist_ok=True)
-    with open(cache, "a", encoding="utf-8") as fh, ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(run, c): c for c in todo}
-        for fut in as_completed(futures):
-            case = futures[fut]
-            values = fut.result()
-            with lock:
-                fh.write(json.dumps({"key": case.key, "values": values}) + "\n")
-                fh.flush()
-                done[case.key] = values
-                count += 1
-            if on_done:
-                on_done(count, total)
+    if cache.exists() and cache.stat().st_size > 0:
+        with open(cache, "rb") as fh:
+            fh.seek(-1, 2)
+            cut = fh.read(1) != b"\n"
+        if cut:  # a line cut by a kill: end it, so the next result starts a line of its own
+            with open(cache, "a", encoding="utf-8") as fh:
+                fh.write("\n")
+    stop = threading.Event()
+
+    def guarded(case: Case) -> dict[str, float]:
+        if stop.is_set():  # an earlier case failed or the user interrupted: run nothing more
+            raise RuntimeError("LUT build stopped")
+        try:
+            return run(case)
+        except BaseException:
+            stop.set()
+            raise
+
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
+        with open(cache, "a", encoding="utf-8") as fh:
+            futures = {pool.submit(guarded, c): c for c in todo}
+            for fut in as_completed(futures):
+                case = futures[fut]
+                values = fut.result()
+                with lock:
+                    fh.write(json.dumps({"key": case.key, "values": values}) + "\n")
+                    fh.flush()
+                    done[case.key] = values
+                    count += 1
+                if on_done:
+                    on_done(count, total)
+    except BaseException:
+        # a failed case or Ctrl-C: drop the queued cases now (finished ones are in the cache)
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return done
 
 

@@ -34,6 +34,11 @@ class SensorSpec:
     wv_band: str | None = None  # water-vapour band and its reference (WATV table), S2 only
     wv_reference_band: str | None = None
 
+    @property
+    def srf_substituted(self) -> bool:
+        """True when Py6S lacks this sensor's responses and another sensor's are used."""
+        return "(no " in self.srf_source
+
 
 def sensor_spec(key: str) -> SensorSpec:
     key = key.upper()

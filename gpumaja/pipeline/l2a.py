@@ -15,7 +15,8 @@ from pathlib import Path
 
 from gpumaja.backend import Backend
 from gpumaja.io.dem import load_terrain
-from gpumaja.io.muscate import product_name, write_l2a
+from gpumaja.errors import InputError
+from gpumaja.io.muscate import product_name, product_name_of, write_l2a
 from gpumaja.io.products import open_product
 from gpumaja.io.series import expand_inputs
 from gpumaja.model.l2a import L2AResult
@@ -29,8 +30,11 @@ from gpumaja.pipeline.stages import Stages
 log = logging.getLogger(__name__)
 
 
-def preflight(products: Sequence[L1CProduct], luts: LUTCache, dem: Path | None, params: L2Params) -> None:
+def preflight(products: Sequence[L1CProduct], luts: LUTCache, dem: Path | None, params: L2Params,
+              out: Path | None = None, overwrite: bool = False) -> None:
     for p in products:
+        if out is not None and not overwrite and (out / product_name_of(p)).exists():
+            raise InputError(f"product {product_name_of(p)} already exists (use --overwrite to replace it)", out)
         _check_angles(p)
         luts.for_platform(p.platform)
         if dem is not None:
@@ -63,7 +67,7 @@ def run_l2a(
     params = params or L2Params()
     products = open_inputs(inputs)
     luts = LUTCache(gipp, lut_file)
-    preflight(products, luts, dem, params)
+    preflight(products, luts, dem, params, out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     summaries = []
     for i, product in enumerate(products):
