@@ -263,9 +263,15 @@ def test_reduce_inverse_toc_table(s2a_tables):
     ml = lut.reduce(sz, vz, dphi, ("B02", "B04", "B11"))
     assert ml.bands == ("B02", "B04", "B11")
     np.testing.assert_array_equal(ml.toa, TOA_AXIS)
+    # the mini-LUT's (altitude, AOT) axes are finer than the 6S nodes and contain them
+    k_of = [int(np.argmin(np.abs(ml.altitude - a))) for a in SMOKE_GRID.altitude_m]
+    n_of = [int(np.argmin(np.abs(ml.aot - a))) for a in SMOKE_GRID.aot]
+    np.testing.assert_allclose(ml.altitude[k_of], SMOKE_GRID.altitude_m, atol=1e-3)
+    np.testing.assert_allclose(ml.aot[n_of], SMOKE_GRID.aot, atol=1e-6)
     for i, band in enumerate(ml.bands):
-        for k, alt in enumerate(SMOKE_GRID.altitude_m):
-            for n, aot in enumerate(SMOKE_GRID.aot):
+        for k0, alt in enumerate(SMOKE_GRID.altitude_m):
+            for n0, aot in enumerate(SMOKE_GRID.aot):
+                k, n = k_of[k0], n_of[n0]
                 p = F.path(band, sz, vz[band], dphi[band], alt, aot)
                 ts = F.transmission(band, sz, alt, aot)
                 tv = F.transmission(band, vz[band], alt, aot)
@@ -346,7 +352,8 @@ def test_water_vapour_of_the_built_lut(s2a_tables):
 
 
 def test_transmission_on_the_zenith_axis(s2a_tables):
-    """T(theta) is sampled at the sun nodes and at 12 deg; between nodes it is interpolated linearly."""
+    """T(theta) is sampled at the sun nodes and at 12 deg; between nodes log T is interpolated linearly in
+    1/cos(theta), which is exact for the fake's Beer-Lambert transmission exp(-k tau / cos theta)."""
     lut = SixSLUT(s2a_tables)
     b = lut.bands.index("B03")
     for theta in (0.0, 12.0, 40.0, 70.0):
@@ -354,9 +361,10 @@ def test_transmission_on_the_zenith_axis(s2a_tables):
         for k, alt in enumerate(SMOKE_GRID.altitude_m):
             for n, aot in enumerate(SMOKE_GRID.aot):
                 assert got[k, n] == pytest.approx(F.transmission("B03", theta, alt, aot), rel=1e-6)
-    mid = lut.transmission(26.0, [b])[0, 0, 0]
-    t12, t40 = (F.transmission("B03", th, 0.0, 0.0) for th in (12.0, 40.0))
-    assert mid == pytest.approx(t12 + (t40 - t12) * (26.0 - 12.0) / 28.0, rel=1e-6)
+    for k, alt in enumerate(SMOKE_GRID.altitude_m):
+        for n, aot in enumerate(SMOKE_GRID.aot):
+            mid = lut.transmission(26.0, [b])[0, k, n]
+            assert mid == pytest.approx(F.transmission("B03", 26.0, alt, aot), rel=1e-6)
 
 
 # --------------------------------------------------------------------------------------- files

@@ -18,7 +18,8 @@ Stored quantities (all band-integrated by 6S, no gaseous absorption, continental
     A0 = ((P0 + P180)/2 + P90)/2, A1 = (P0 - P180)/2, A2 = ((P0 + P180)/2 - P90)/2 from the three
     azimuths (the Fourier series of the path radiance in dphi truncated after cos 2 dphi),
 
-(every quantity first interpolated linearly in theta_s), then inverts the coupling formula of
+(every quantity first interpolated in theta_s: linearly in 1/cos theta_s, transmissions in log), then
+resamples (altitude, AOT) onto finer axes (500 m, 0.05) by PCHIP in pressure and AOT, and inverts the coupling formula of
 maja-l2a.md §3.6 for a uniform surface on a TOA* axis:
 
     rho* = path + T(theta_s) T(theta_v) rho_s / (1 - S rho_s)
@@ -74,10 +75,49 @@ def _lin_weights(axis: np.ndarray, x: float) -> tuple[int, float]:
     return i, w
 
 
-def _at_sun(table: np.ndarray, axis: np.ndarray, theta: float) -> np.ndarray:
-    """Linear interpolation of table[:, theta_s, ...] at theta."""
-    i, w = _lin_weights(axis, theta)
+def _sec(theta_deg) -> np.ndarray:
+    return 1.0 / np.cos(np.radians(np.asarray(theta_deg, np.float64)))
+
+
+def _at_sun(table: np.ndarray, axis: np.ndarray, theta: float, log: bool = False) -> np.ndarray:
+    """table[:, theta, ...] at theta, interpolated linearly in 1/cos(theta) (path reflectance grows
+    about linearly with the air mass), or its logarithm linearly (transmissions ~ exp(-c / cos))."""
+    i, w = _lin_weights(_sec(axis), float(_sec(theta)))
+    if log:
+        return np.exp(np.log(table[:, i]) * (1.0 - w) + np.log(table[:, i + 1]) * w)
     return table[:, i] * (1.0 - w) + table[:, i + 1] * w
+
+
+# The mini-LUT is resampled from the 6S nodes onto these finer (altitude, AOT) axes with shape-preserving
+# cubic interpolation (PCHIP) in the natural variables -- pressure for altitude (Rayleigh optical depth
+# is proportional to it), AOT for the aerosol load, log for transmissions -- so that the per-pixel
+# trilinear interpolation of the kernels stays accurate between the sparse 6S nodes.
+FINE_ALTITUDE_STEP_M = 500.0
+FINE_AOT_STEP = 0.05
+
+
+def _fine_axis(nodes: np.ndarray, step: float) -> np.ndarray:
+    lo, hi = round(float(nodes[0]), 6), round(float(nodes[-1]), 6)
+    n = int(round((hi - lo) / step))
+    axis = np.union1d(np.round(lo + step * np.arange(n + 1), 6), np.round(nodes.astype(np.float64), 6))
+    axis = axis[(axis >= round(lo, 6)) & (axis <= round(hi, 6))]
+    keep = np.concatenate([[True], np.diff(axis) > 1e-5])  # float32 node values vs the regular steps
+    return axis[keep]
+
+
+def _resample_alt_aot(table: np.ndarray, alt: np.ndarray, aot: np.ndarray, alt_f: np.ndarray, aot_f: np.ndarray,
+                      log: bool = False) -> np.ndarray:
+    """(..., n_alt, n_aot) on the node axes -> (..., n_alt_f, n_aot_f), PCHIP along AOT then along pressure."""
+    from scipy.interpolate import PchipInterpolator
+
+    from gpumaja.atmosphere.pressure import pressure_ratio
+
+    v = np.log(np.maximum(table, 1e-12)) if log else table
+    v = PchipInterpolator(aot.astype(np.float64), v, axis=-1)(aot_f)
+    if alt.size >= 2:
+        p, pf = pressure_ratio(alt), pressure_ratio(alt_f)  # decreasing with altitude
+        v = PchipInterpolator(p[::-1], np.flip(v, axis=-2), axis=-2)(pf)
+    return np.exp(v) if log else v
 
 
 class SixSLUT:
@@ -108,10 +148,7 @@ class SixSLUT:
 
     def transmission(self, theta: float, idx: list[int]) -> np.ndarray:
         """Total transmission (nb, alt, aot) at a zenith angle."""
-        return _at_sun(self._t[idx], self._zen, theta)
-
-    def direct(self, theta: float, idx: list[int]) -> np.ndarray:
-        return np.exp(-self.tables.tau[idx].astype(np.float64) / math.cos(math.radians(theta)))
+        return _at_sun(self._t[idx], self._zen, theta, log=True)
 
     def path(self, theta_s: float, theta_v: float, dphi: float, idx: list[int]) -> np.ndarray:
         t = self.tables
@@ -133,24 +170,31 @@ class SixSLUT:
         idx = self._bands(names)
         nb = len(idx)
         t = self.tables
-        na, nt = t.altitude.size, t.aot.size
-        toc = np.empty((nb, na, nt, TOA_AXIS.size), np.float32)
-        dirt_v = np.empty((nb, na, nt))
-        dift_v = np.empty((nb, na, nt))
-        t_s_all = self.transmission(sun_zenith, idx)
-        dirt_s = self.direct(sun_zenith, idx)
-        albedo = t.albedo[idx].astype(np.float64)
+        alt, aot = t.altitude.astype(np.float64), t.aot.astype(np.float64)
+        alt_f, aot_f = _fine_axis(alt, FINE_ALTITUDE_STEP_M), _fine_axis(aot, FINE_AOT_STEP)
+
+        def fine(table, log=False):
+            return _resample_alt_aot(table, alt, aot, alt_f, aot_f, log)
+
+        toc = np.empty((nb, alt_f.size, aot_f.size, TOA_AXIS.size), np.float32)
+        dirt_v = np.empty((nb, alt_f.size, aot_f.size))
+        dift_v = np.empty_like(dirt_v)
+        t_s_all = fine(self.transmission(sun_zenith, idx), log=True)
+        tau = fine(t.tau[idx].astype(np.float64))
+        dirt_s = np.exp(-tau / math.cos(math.radians(sun_zenith)))
+        albedo = fine(t.albedo[idx].astype(np.float64))
+        toa = TOA_AXIS[None, None, :].astype(np.float64)
         for k, (b, name) in enumerate(zip(idx, names)):
             vz, az = float(view_zenith[name]), float(relative_azimuth[name])
-            path = self.path(sun_zenith, vz, az, [b])[0]
-            tv = self.transmission(vz, [b])[0]
-            dv = self.direct(vz, [b])[0]
+            path = fine(self.path(sun_zenith, vz, az, [b])[0])
+            tv = fine(self.transmission(vz, [b])[0], log=True)
+            dv = np.exp(-tau[k] / math.cos(math.radians(vz)))
             dirt_v[k], dift_v[k] = dv, tv - dv
-            y = (TOA_AXIS[None, None, :].astype(np.float64) - path[..., None]) / (t_s_all[k] * tv)[..., None]
+            y = (toa - path[..., None]) / (t_s_all[k] * tv)[..., None]
             toc[k] = (y / (1.0 + albedo[k][..., None] * y)).astype(np.float32)
         f32 = np.float32
         return MiniLUT(
-            tuple(names), t.altitude.astype(f32), t.aot.astype(f32), TOA_AXIS.copy(), toc,
+            tuple(names), alt_f.astype(f32), aot_f.astype(f32), TOA_AXIS.copy(), toc,
             dirt_v.astype(f32), dift_v.astype(f32), dirt_s.astype(f32), (t_s_all - dirt_s).astype(f32),
             albedo.astype(f32),
         )

@@ -1,7 +1,7 @@
 """Named pipeline stages: an NVTX range (domain "gpumaja") and a wall-clock time for each.
 
-On the GPU the time is taken after a device synchronisation, so it is the stage's real duration;
-`scripts/` benchmarks read `Stages.times`.
+On the GPU a stage is timed with CUDA events recorded on the current stream around it (read after a
+synchronisation), on the CPU with the wall clock; `scripts/` benchmarks read `Stages.times` (seconds).
 """
 
 from __future__ import annotations
@@ -19,17 +19,21 @@ class Stages:
         self.backend = backend
         self.times: dict[str, float] = {}
 
-    def _sync(self) -> None:
+    @contextmanager
+    def __call__(self, name: str):
         if self.backend.is_gpu:
             import cupy
 
-            cupy.cuda.get_current_stream().synchronize()
-
-    @contextmanager
-    def __call__(self, name: str):
-        self._sync()
-        t0 = time.perf_counter()
-        with nvtx.annotate(name, domain="gpumaja"):
-            yield
-            self._sync()
-        self.times[name] = self.times.get(name, 0.0) + time.perf_counter() - t0
+            start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+            start.record()
+            with nvtx.annotate(name, domain="gpumaja"):
+                yield
+            stop.record()
+            stop.synchronize()
+            elapsed = cupy.cuda.get_elapsed_time(start, stop) / 1000.0
+        else:
+            t0 = time.perf_counter()
+            with nvtx.annotate(name, domain="gpumaja"):
+                yield
+            elapsed = time.perf_counter() - t0
+        self.times[name] = self.times.get(name, 0.0) + elapsed
