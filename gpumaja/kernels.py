@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -38,13 +39,30 @@ def kernel_files() -> list[Path]:
     return sorted(kernel_dir().glob("*.cu"))
 
 
+_INCLUDE = re.compile(r'^\s*#include\s+"([A-Za-z0-9_]+\.cuh)"\s*$')
+
+
 @lru_cache(maxsize=None)
 def kernel_source(name: str) -> str:
-    """Source of `kernels/<name>.cu` with a `#line` directive naming the file."""
+    """Source of `kernels/<name>.cu` with `#line` directives naming the file; a local
+    `#include "x.cuh"` is replaced by that header's text (with its own `#line`), so NVRTC compiles the
+    program without an include path and its errors still point at the right file and line."""
     path = kernel_dir() / f"{name}.cu"
     if not path.is_file():
         raise KernelCompileError(f"{path}: no such kernel source")
-    return f'#line 1 "{path}"\n' + path.read_text()
+    out = [f'#line 1 "{path}"']
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        m = _INCLUDE.match(line)
+        if m is None:
+            out.append(line)
+            continue
+        header = kernel_dir() / m.group(1)
+        if not header.is_file():
+            raise KernelCompileError(f"{path}:{n}: included header {header.name} not found in {kernel_dir()}")
+        out.append(f'#line 1 "{header}"')
+        out.extend(ln for ln in header.read_text().splitlines() if ln.strip() != "#pragma once")
+        out.append(f'#line {n + 1} "{path}"')
+    return "\n".join(out) + "\n"
 
 
 INSTANTIATE_TAG = "gpumaja-instantiate:"

@@ -76,18 +76,20 @@ def main(argv=None) -> int:
     for (band, sz, vz, az, alt, aot), s6 in zip(cases, sixs):
         r = rows.setdefault(band, {"ours_6s": [], "ours_gipp": [], "gipp_6s": []})
         o = surface(ours, band, sz, vz, az, alt, aot)
-        r["ours_6s"].append(o - s6)
+        r["ours_6s"].append((aot, o - s6))
         if gipp is not None:
             g = surface(gipp, band, sz, vz, az, alt, aot)
-            r["ours_gipp"].append(o - g)
-            r["gipp_6s"].append(g - s6)
+            r["ours_gipp"].append((aot, o - g))
+            r["gipp_6s"].append((aot, g - s6))
     table = {}
     for band, r in rows.items():
         table[band] = {}
         for k, v in r.items():
             if v:
-                d = np.abs(np.concatenate(v))
-                table[band][k] = {"max": float(d.max()), "rms": float(np.sqrt(np.mean(d * d)))}
+                d = np.abs(np.concatenate([x for _, x in v]))
+                by_aot = {f"{a:g}": float(np.abs(np.concatenate([x for b, x in v if b == a])).max()) for a in AOT}
+                table[band][k] = {"max": float(d.max()), "rms": float(np.sqrt(np.mean(d * d))),
+                                  "max_by_aot": by_aot}
     out = {
         "sensor": spec.key, "lut": ours.source, "gipp": gipp.source if gipp else None,
         "cases": {"sun_zenith": SUN_ZENITH, "view_zenith": VIEW_ZENITH, "rel_azimuth": REL_AZIMUTH,
@@ -99,6 +101,9 @@ def main(argv=None) -> int:
     print(f"{'band':6}" + "".join(f"{c:>22}" for c in cols))
     for band, t in table.items():
         print(f"{band:6}" + "".join(f"{t[c]['max']:>11.4f} {t[c]['rms']:>9.4f}" if c in t else f"{'-':>22}" for c in cols))
+    if gipp is not None:
+        print("ours - GIPP, max |d rho_s| by AOT: " + ", ".join(
+            f"{a:g}: {max(t['ours_gipp']['max_by_aot'][f'{a:g}'] for t in table.values()):.4f}" for a in AOT))
     path = args.json_out or Path(__file__).resolve().parent / "results" / f"validate_lut_{spec.key}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2))

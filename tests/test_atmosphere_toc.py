@@ -228,20 +228,20 @@ def test_interp_alt_aot_rejects_a_table_of_the_wrong_shape():
 
 
 # ----------------------------------------------------------------------------------------------
-# The interpolation device functions: one source, verbatim copies in the other kernels
-
-_BLOCK = re.compile(r"// BEGIN gpumaja-lut-device\n.*?// END gpumaja-lut-device\n", re.DOTALL)
+# The interpolation device functions: one header, inlined by the loader into each LUT kernel
 
 
-def test_device_function_copies_are_identical():
+def test_lut_kernels_share_one_device_header():
     kernels.kernel_source.cache_clear()
-    blocks = {}
+    header = (kernels.kernel_dir() / "lut_device.cuh").read_text()
     for name in ("lut_interp", "surface", "slope"):
-        found = _BLOCK.findall(kernels.kernel_source(name))
-        assert len(found) == 1, f"kernels/{name}.cu must hold one gpumaja-lut-device block"
-        blocks[name] = found[0]
-    assert blocks["surface"] == blocks["lut_interp"]
-    assert blocks["slope"] == blocks["lut_interp"]
+        raw = (kernels.kernel_dir() / f"{name}.cu").read_text()
+        assert raw.count('#include "lut_device.cuh"') == 1
+        assert "gpumaja_axis_cell(" not in raw.replace('#include "lut_device.cuh"', "").split("__global__")[0]
+        expanded = kernels.kernel_source(name)
+        assert not any(ln.lstrip().startswith("#include") for ln in expanded.splitlines())
+        assert expanded.count("__device__ __forceinline__ int gpumaja_axis_cell(") == 1
+        assert header.splitlines()[-1] in expanded
 
 
 def test_lut_interp_kernel_does_not_fuse_multiply_add():

@@ -119,3 +119,22 @@ def test_missing_kernel_source_raises(tmp_path, monkeypatch):
     monkeypatch.setattr(kernels, "kernel_dir", lambda: tmp_path)
     with pytest.raises(KernelCompileError, match="nope.cu"):
         kernels.nvrtc_compile("nope")
+
+
+def test_local_header_is_inlined_with_line_directives(tmp_path, monkeypatch):
+    (tmp_path / "h.cuh").write_text("#pragma once\n__device__ int f() { return 1; }\n")
+    (tmp_path / "k.cu").write_text('// k\n#include "h.cuh"\nextern "C" __global__ void g() {}\n')
+    monkeypatch.setattr(kernels, "kernel_dir", lambda: tmp_path)
+    src = kernels.kernel_source("k").splitlines()
+    assert src[0] == f'#line 1 "{tmp_path / "k.cu"}"'
+    assert src[2] == f'#line 1 "{tmp_path / "h.cuh"}"'
+    assert "__device__ int f() { return 1; }" in src
+    assert "#pragma once" not in src
+    assert src[src.index("__device__ int f() { return 1; }") + 1] == f'#line 3 "{tmp_path / "k.cu"}"'
+
+
+def test_missing_header_is_a_compile_error(tmp_path, monkeypatch):
+    (tmp_path / "k.cu").write_text('#include "nope.cuh"\n')
+    monkeypatch.setattr(kernels, "kernel_dir", lambda: tmp_path)
+    with pytest.raises(KernelCompileError, match="nope.cuh"):
+        kernels.kernel_source("k")

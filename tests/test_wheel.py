@@ -1,4 +1,4 @@
-"""The wheel ships every CUDA source: kernels/*.cu must be in it as gpumaja/_kernels/*.cu."""
+"""The wheel ships every CUDA source (kernels/*.cu and *.cuh as gpumaja/_kernels/) and the default LUTs."""
 
 from __future__ import annotations
 
@@ -34,9 +34,12 @@ def test_wheel_contains_every_kernel(tmp_path):
     assert len(wheels) == 1, wheels
     with zipfile.ZipFile(wheels[0]) as zf:
         names = set(zf.namelist())
-    shipped = {Path(n).name for n in names if n.startswith("gpumaja/_kernels/") and n.endswith(".cu")}
-    sources = {p.name for p in (REPO / "kernels").glob("*.cu")}
+    shipped = {Path(n).name for n in names if n.startswith("gpumaja/_kernels/") and n.endswith((".cu", ".cuh"))}
+    sources = {p.name for p in (REPO / "kernels").glob("*.cu*")}
     assert sources, "no kernels/*.cu in the checkout"
     assert sources <= shipped, f"missing from the wheel: {sorted(sources - shipped)}"
     assert "gpumaja/kernels.py" in names
     assert "gpumaja/radiometry/toa.py" in names and "gpumaja/radiometry/coarse.py" in names
+    # the default 6S LUTs travel with the package (gpumaja l2a works with no download)
+    luts = {Path(p).name for p in (REPO / "gpumaja" / "data" / "luts").glob("*.npz")}
+    assert luts and {f"gpumaja/data/luts/{n}" for n in luts} <= names
