@@ -48,7 +48,7 @@ MG2_WATER_BIT, MG2_SNOW_BIT = 1, 4  # gpumaja.model.l2a MG2 bits 0 and 2
 # ---------------------------------------------------------------------------------------------------
 
 
-def ensure_series(series: Path | None, dates: int, size: int, seed: int) -> Path:
+def ensure_series(series: Path | None, dates: int, size: int, seed: int, forward: str = "6s") -> Path:
     """The series folder: reused when it holds a complete synth output, else generated there
     (a temporary folder when `series` is None)."""
     from gpumaja.synth import generate_series
@@ -58,7 +58,7 @@ def ensure_series(series: Path | None, dates: int, size: int, seed: int) -> Path
         if meta.is_file() and json.loads(meta.read_text()).get("status") == "complete":
             return series
     out = series or Path(tempfile.mkdtemp(prefix="gpumaja_synth_"))
-    generate_series(out, dates=dates, size=size, seed=seed,
+    generate_series(out, dates=dates, size=size, seed=seed, forward=forward,
                     progress=lambda msg: print(f"  synth: {msg}", file=sys.stderr))
     return out
 
@@ -183,6 +183,8 @@ def compare_date(result, truth: dict, buffer_px: int = 0) -> dict:
         land = t["clear"] & ~t["water"] & ~edge
         for i, b in enumerate(g.bands):
             out["bands"][b] = error_sums(g.sre[i], t["surface"][S2_BAND_NAMES.index(b)], land)
+            out.setdefault("bands_no_snow", {})[b] = error_sums(g.sre[i], t["surface"][S2_BAND_NAMES.index(b)],
+                                                                land & ~t["snow"])
         if g.name == "R2":
             out["aot"] = error_sums(g.aot, t["aot"], land)
             out["wv"] = error_sums(g.water_vapour, t["wv"], land)
@@ -204,7 +206,7 @@ def run_series(series: Path, lut_cache, params, backend, buffer_px: int = 0) -> 
     by_safe = {d["safe"]: d for d in meta["dates"]}
     dem = series / "truth" / "dem.tif"
     luts: set[str] = set()
-    per_date, acc = [], {"bands": {}, "aot": {}, "wv": {}, "cloud": {}, "cloud_any": {}, "snow": {}, "water": {}}
+    per_date, acc = [], {"bands": {}, "bands_no_snow": {}, "aot": {}, "wv": {}, "cloud": {}, "cloud_any": {}, "snow": {}, "water": {}}
     for product in open_inputs([series]):
         d = by_safe[Path(product.path).name]
         t0 = time.perf_counter()
@@ -212,8 +214,9 @@ def run_series(series: Path, lut_cache, params, backend, buffer_px: int = 0) -> 
         seconds = time.perf_counter() - t0
         luts.add(result.lut_source)
         cmp = compare_date(result, load_truth(series, d["key"]), buffer_px)
-        for b, s in cmp["bands"].items():
-            add_sums(acc["bands"].setdefault(b, {}), s)
+        for key in ("bands", "bands_no_snow"):
+            for b, s in cmp[key].items():
+                add_sums(acc[key].setdefault(b, {}), s)
         for k in ("aot", "wv"):
             add_sums(acc[k], cmp[k])
         for k in ("cloud", "cloud_any", "snow", "water"):
@@ -232,7 +235,8 @@ def run_series(series: Path, lut_cache, params, backend, buffer_px: int = 0) -> 
             "seconds": round(seconds, 3), "stages": {k: round(v, 4) for k, v in stages.items()},
         })
         print(f"  {d['date']} {d['sky']:<11} {seconds:6.2f} s", file=sys.stderr)
-    total = {"sre": {b: rmse_bias(s) for b, s in acc["bands"].items()}, "aot": rmse_bias(acc["aot"]),
+    total = {"sre": {b: rmse_bias(s) for b, s in acc["bands"].items()},
+             "sre_no_snow": {b: rmse_bias(s) for b, s in acc["bands_no_snow"].items()}, "aot": rmse_bias(acc["aot"]),
              "wv": rmse_bias(acc["wv"]), **{k: scores(acc[k]) for k in ("cloud", "cloud_any", "snow", "water")}}
     return {"dates": per_date, "total": total, "lut": sorted(luts)}
 
@@ -251,11 +255,13 @@ def _f(x, fmt: str = "7.4f") -> str:
 def print_report(res: dict) -> None:
     order = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
     print(f"\nSRE vs true surface reflectance, clear land pixels, all dates  (LUT: {'; '.join(res['lut'])})")
-    print(f"{'band':<5} {'n':>9} {'mean':>7} {'RMSE':>7} {'bias':>8}")
+    print(f"{'band':<5} {'n':>9} {'mean':>7} {'RMSE':>7} {'bias':>8}   | snow-free: {'n':>9} {'RMSE':>7} {'bias':>8}")
     for b in order:
         s = res["total"]["sre"].get(b)
+        ns = res["total"].get("sre_no_snow", {}).get(b)
         if s:
-            print(f"{b:<5} {s['n']:>9} {_f(s['mean_truth'])} {_f(s['rmse'])} {_f(s['bias'], '8.4f')}")
+            tail = f"   | {'':10} {ns['n']:>9} {_f(ns['rmse'])} {_f(ns['bias'], '8.4f')}" if ns else ""
+            print(f"{b:<5} {s['n']:>9} {_f(s['mean_truth'])} {_f(s['rmse'])} {_f(s['bias'], '8.4f')}{tail}")
     print("\nper date (R2 grid, 20 m)")
     print(f"{'date':<10} {'sky':<11} {'cld% T':>6} {'cld% G':>6} {'OA':>5} {'prec':>5} {'rec':>5} "
           f"{'AOT T':>6} {'AOT G':>6} {'AOTrmse':>7} {'AOTbias':>7} {'WV T':>5} {'WVrmse':>6} {'WVbias':>6} "
@@ -292,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dates", type=int, default=6)
     ap.add_argument("--size", type=int, default=600, help="tile size in 10 m px (multiple of 6)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--forward", choices=("6s", "analytic"), default="6s",
+                    help="radiative transfer of the synthetic TOA (generated series only)")
     ap.add_argument("--gipp", type=Path, help="MAJA GIPP folder (default: the shipped gpumaja 6S LUT)")
     ap.add_argument("--lut", type=Path, help="a LUT file built with 'gpumaja lut build'")
     ap.add_argument("--params", type=Path, help="parameter overrides (TOML or MAJA L2COMM .EEF)")
@@ -312,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         params = params.replace(coarse_resolution_m=args.coarse_resolution)
     backend = select_backend(args.device)
     t0 = time.perf_counter()
-    series = ensure_series(args.series, args.dates, args.size, args.seed)
+    series = ensure_series(args.series, args.dates, args.size, args.seed, args.forward)
     t_synth = time.perf_counter() - t0
     try:
         res = run_series(series, LUTCache(args.gipp, args.lut), params, backend, args.buffer_px)

@@ -22,6 +22,7 @@ from gpumaja.errors import InputError
 from gpumaja.io.safe_writer import SafeDate, names, write_safe
 from gpumaja.synth import scene
 from gpumaja.synth.atmosphere import S2_BAND_NAMES, default_lut
+from gpumaja.synth.sixs_forward import sixs_forward
 
 GENERATOR = "gpumaja synth"
 FORMAT_VERSION = 1
@@ -141,8 +142,12 @@ def _write_truth_date(folder: Path, t: scene.DateTruth) -> list[str]:
 
 
 def generate_series(out: Path, dates: int, size: int, seed: int, start: date | None = None,
-                    progress: Callable[[str], None] | None = None) -> list[Path]:
+                    progress: Callable[[str], None] | None = None, forward: str = "6s") -> list[Path]:
     """Write `dates` synthetic L1C SAFEs of `size` x `size` px (10 m) and their truth into `out`.
+
+    `forward` is the radiative-transfer model of the TOA: "6s" (default; the scattering tables of the
+    shipped 6S LUT, `gpumaja.synth.sixs_forward`) or "analytic" (the single-layer delta-Eddington model
+    of `gpumaja.synth.atmosphere`).
 
     Returns the SAFE paths in date order. Raises InputError if `out` holds anything but a previous
     synth output, ValueError if `size` is not a multiple of 6 or `dates` < 1."""
@@ -153,7 +158,10 @@ def generate_series(out: Path, dates: int, size: int, seed: int, start: date | N
         scene.check_size(size)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    if forward not in ("6s", "analytic"):
+        raise InputError(f"--forward must be '6s' or 'analytic', got {forward!r}")
     report = progress or (lambda _msg: None)
+    lut = sixs_forward("S2A") if forward == "6s" else default_lut()
     _prepare_out(out)
     truth_dir = out / "truth"
     truth_dir.mkdir()
@@ -178,7 +186,10 @@ def generate_series(out: Path, dates: int, size: int, seed: int, start: date | N
             "shadow_direct_sun_max": scene.SHADOW_SUN_MAX,
             "environment_box_m": 2 * scene.ENV_RADIUS_M,
             "atmosphere_grid_m": 10 * scene.ATMOSPHERE_GRID_FACTOR,
-            "aerosol_model": "continental-like: Angstrom 1.3, ssa 0.90, HG g 0.65 (gpumaja.synth.atmosphere)",
+            "forward_model": (f"6S scattering tables ({lut.source}) + synthetic SMAC gases" if forward == "6s"
+                              else "analytic single-layer delta-Eddington (gpumaja.synth.atmosphere)"),
+            "aerosol_model": ("6S continental" if forward == "6s" else
+                              "continental-like: Angstrom 1.3, ssa 0.90, HG g 0.65 (gpumaja.synth.atmosphere)"),
             "water_vapour_scale_height_m": scene.WATER_VAPOUR_SCALE_HEIGHT_M,
             "aerosol_scale_height_m": scene.AEROSOL_SCALE_HEIGHT_M,
             "dn": "round(rho * 10000) + 1000, baseline 05.10",
@@ -190,7 +201,6 @@ def generate_series(out: Path, dates: int, size: int, seed: int, start: date | N
     report("landscape")
     land = scene.make_landscape(size, seed)
     _write_tif(truth_dir / "dem.tif", land.dem, "float32", ["altitude (m)"])
-    lut = default_lut()
     safes: list[Path] = []
     for plan in plans:
         label = f"date {plan.index + 1}/{dates} {plan.day.isoformat()} ({plan.sky})"
