@@ -99,8 +99,11 @@ def test_synth_then_demo_small(capsys, tmp_path):
                           "--device", "cpu", "--json")
     assert code == 0, err
     result = json.loads(out)
-    assert result["series"]["count"] == 2 and set(result["toa"]) == {"R1", "R2", "R3"}
-    assert result["toa"]["R1"]["shape"] == [2, 4, 120, 120]
-    # TOA of a land scene through an atmosphere lies in a physical range
-    means = [m for per_date in result["toa"]["R1"]["mean_toa"] for m in per_date]
-    assert all(0.0 < m < 1.0 for m in means)
+    # synth -> l2a: one MUSCATE product per date, each compared with the truth of its date
+    assert len(result["products"]) == 2
+    for p in result["products"]:
+        assert Path(p["product"]).is_dir() and p["cloud_percent_truth"] is not None
+        assert 0.0 <= p["cloud_percent"] <= 100.0
+        if p["valid"]:
+            assert Path(p["quicklook"]).is_file()
+            assert 0.0 < p["mean_aot"] <= 1.5 and p["mean_water_vapour"] > 0.0

@@ -30,8 +30,11 @@ def written(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def truths():
+    """The in-memory truth with generate_series' default forward model (the shipped 6S LUT's tables)."""
+    from gpumaja.synth.sixs_forward import sixs_forward
+
     land = scene.make_landscape(SIZE, SEED)
-    return [scene.synthesize_date(land, p) for p in scene.plan_dates(DATES)]
+    return [scene.synthesize_date(land, p, sixs_forward("S2A")) for p in scene.plan_dates(DATES)]
 
 
 def _jp2(safe: Path, band: str) -> Path:

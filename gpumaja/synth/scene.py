@@ -636,9 +636,12 @@ def synthesize_date(land: Landscape, plan: DatePlan, lut: ForwardLUT | None = No
                      stats)
 
 
-def generate_truth(size: int, dates: int, seed: int, start: date | None = None):
-    """Yield (landscape, DateTruth) for each date, in date order (what `generate_series` writes)."""
+def generate_truth(size: int, dates: int, seed: int, start: date | None = None, forward: str = "6s"):
+    """Yield (landscape, DateTruth) for each date, in date order (what `generate_series` writes with the
+    same `forward` model: "6s" or "analytic")."""
+    from gpumaja.synth.sixs_forward import sixs_forward
+
     land = make_landscape(size, seed)
-    lut = default_lut()
+    lut = sixs_forward("S2A") if forward == "6s" else default_lut()
     for plan in plan_dates(dates, start):
         yield land, synthesize_date(land, plan, lut)
