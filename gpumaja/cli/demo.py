@@ -67,7 +67,7 @@ def demo(
             "compute_s": s["seconds"]["compute"], "write_s": s["seconds"]["write"],
         })
     result = {
-        "backend": backend.description, "out": str(out), "lut": summaries[0]["lut"] if summaries else None,
+        "backend": backend.description, "out": str(out), "luts": sorted({s["lut"] for s in summaries}),
         "products": rows, "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     if json_out:
@@ -85,7 +85,7 @@ def demo(
             f"{_f(r['mean_water_vapour'], 2)} ({_f(r['mean_water_vapour_truth'], 2)})",
             f"{r['compute_s']:.1f}")
     stdout.print(table)
-    stdout.print(f"LUT: {result['lut']}")
+    stdout.print("LUT: " + "; ".join(result["luts"]))
     for r in rows:
         stdout.print(f"{r['product']}" + ("" if r["valid"] else "  (too cloudy: metadata only)"))
         if r["quicklook"]:
