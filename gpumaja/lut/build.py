@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gpumaja.atmosphere.pressure import PRESSURE_REFERENCE_HPA, pressure_ratio
 from gpumaja.atmosphere.minilut import SMAC_NCOEF, SMAC_ROWS
+from gpumaja.atmosphere.pressure import PRESSURE_REFERENCE_HPA, pressure_ratio
 from gpumaja.atmosphere.sixs_lut import SixSTables
 from gpumaja.lut import grid as G
 from gpumaja.lut.sensors import SensorSpec

@@ -116,6 +116,15 @@ class L2Params:
     min_cos_ratio: float = 0.2
     distance_threshold_m: float = 240.0  # DTM processing (hidden faces / topographic shadows)
 
+    # --- composite (§2; used from the multi-temporal chain on) ------------------------------------
+    max_age: int = 90  # Max_Age, days a composite pixel stays valid (P16/P17; P18t 60)
+    number_of_stack_images: int = 10  # Number_Of_Stack_Images (STO depth)
+    correl_band: str = "B04"  # Correl_Band (P17; P16 B2, P18t B1)
+    water_mask_number: int = 10  # Water_Mask_Number (PWA/TWA stack depth)
+    coef_sigma_aot: float = 1.0  # Coef_Sigma_AOT: high AOT if > mean + max(coef * std, min std)
+    minimum_high_aot_std: float = 0.1  # Minimum_High_AOT_Std
+    max_aot: float = 0.5  # Max_AOT: image mean AOT at or above it -> no composite update
+
     # --- product --------------------------------------------------------------------------------
     reflectance_quantification: float = 10000.0
     reflectance_nodata: int = -10000
@@ -135,6 +144,7 @@ class L2Params:
 LANDSAT_ROLES = {
     "blue_band": "B1", "green_band": "B3", "red_band": "B4", "nir_band": "B5", "swir1_band": "B6",
     "swir2_band": "B7", "cirrus_band": "B9", "wv_band": "", "wv_reference_band": "", "dark_band": "B1",
+    "correl_band": "B4",
 }
 
 

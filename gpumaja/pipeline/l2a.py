@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gpumaja.backend import Backend
-from gpumaja.io.dem import load_terrain
 from gpumaja.errors import InputError
+from gpumaja.io.dem import load_terrain
 from gpumaja.io.muscate import product_name, product_name_of, write_l2a
 from gpumaja.io.products import open_product
 from gpumaja.io.series import expand_inputs

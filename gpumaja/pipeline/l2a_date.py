@@ -13,10 +13,17 @@ Everything runs on `backend` (NumPy or CuPy); each step is a function of `gpumaj
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 from gpumaja import __version__
-from gpumaja.atmosphere.aot import aot_multispectral, aot_to_grid, dark_pixel_aot, fill_and_smooth_aot, ms_selection
+from gpumaja.atmosphere.aot import (
+    aot_multispectral,
+    aot_to_grid,
+    dark_pixel_aot,
+    fill_and_smooth_aot,
+    ms_selection,
+)
 from gpumaja.atmosphere.gas import gas_correction
 from gpumaja.atmosphere.minilut import AtmosphereLUT, fold_relative_azimuth
 from gpumaja.atmosphere.slope import slope_correction
@@ -24,7 +31,7 @@ from gpumaja.atmosphere.surface_reflectance import environment_correction, envir
 from gpumaja.atmosphere.toc import apply_minilut
 from gpumaja.atmosphere.water_vapour import constant_water_vapour, water_vapour_map
 from gpumaja.backend import Backend
-from gpumaja.masks.cirrus import cirrus_mask
+from gpumaja.masks.cirrus import cirrus_flag, cirrus_mask
 from gpumaja.masks.cloud_mono import refl_cloud
 from gpumaja.masks.combine import clm_bits, combine_clouds, mg2_bits
 from gpumaja.masks.morphology import resample_float, resample_mask
@@ -82,7 +89,11 @@ def _air_mass(sz: float, vz: dict, bands) -> np.ndarray:
 
 def process_date(
     inp: DateInputs, lut: AtmosphereLUT, params: L2Params, backend: Backend, stages: Stages | None = None,
+    coarse_out: dict | None = None,
 ) -> L2AResult:
+    """The L2A of one date. When `coarse_out` is a dict, it receives the coarse-grid quantities the
+    composite is updated with (maja-l2a.md §2), on the backend: bands, toa_star, tocr, toc (nb, cy, cx),
+    aot, all_clouds, clouds_and_shadows, edge, snow, saturated_any (cy, cx), global_flags."""
     xp = backend.xp
     st = stages or Stages(backend)
     product = inp.product
@@ -156,7 +167,7 @@ def process_date(
         aot_dark = dark_pixel_aot(toas_c[idx[params.dark_band]], alt_c, dark_excl, ml, params)
         selected, ndvi = ms_selection(toas_c[idx[params.red_band]], toas_c[idx[params.nir_band]], clouds["all"],
                                       snow, water, sat_any, edge_c, params, xp)
-        aot_nodes, n_used = aot_multispectral(toas_c[idx[params.blue_band]], toas_c[idx[params.red_band]], ndvi,
+        aot_nodes, _n_used = aot_multispectral(toas_c[idx[params.blue_band]], toas_c[idx[params.red_band]], ndvi,
                                               alt_c, selected, ml, aot_dark, params, backend=backend)
         aot_nodes, aot_interp_nodes = fill_and_smooth_aot(aot_nodes, params, xp)
         aot_c = aot_to_grid(aot_nodes, params.step_aot, cg.shape, xp).astype(f32)
@@ -169,6 +180,18 @@ def process_date(
                               ml.subset(out_bands), backend=backend)
         env_c = environment_reflectance(toc_c, params.env_corr_radius, ~edge_c, xp)
         env_idx = {b: i for i, b in enumerate(out_bands)}
+
+    if coarse_out is not None:
+        sat_all = xp.zeros(cg.shape, bool)
+        for b in lut_bands:
+            sat_all |= sat_c[b]
+        coarse_out.update(
+            bands=lut_bands, toa_star=toas_c, tocr=tocr,
+            toc=apply_minilut(toas_c, alt_c, aot_c, ml, backend=backend), aot=aot_c,
+            all_clouds=clouds["all_clouds"], clouds_and_shadows=clouds["all"], edge=edge_c, snow=snow,
+            saturated_any=sat_all,
+            global_flags={"cirrus": bool(cirrus_flag(cirrus, ~edge_c, params, xp))},
+        )
 
     valid_c = ~edge_c
     n_valid = int(valid_c.sum())

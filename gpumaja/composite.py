@@ -1,0 +1,129 @@
+"""MAJA's composite ("L2 private part", maja-l2a.md §2) at the coarse grid, and its update per date.
+
+The composite holds, per coarse pixel, the last clear observation: TOA* (RTA), TOCR at the default
+AOT (RCR), surface reflectance at the estimated AOT (RTC), its date (PXD, days since 2000-01-01) and a
+nodata mask (NDT); the stack of the last `number_of_stack_images` TOCR images in the correlation band
+(STO, updated every date whatever the clouds, newest first) with their dates; the previous date's cloud
+mask (CLD). The multi-temporal tests, shadows and the spectro-temporal AOT read it; the series driver
+saves it after each date so that a run can resume.
+
+`update_composite` is §2's update rule, step for step:
+
+- a pixel is replaced by the current date (RTA, RCR, RTC copied, PXD = today, NDT = 0) when it is not in
+  the all-clouds mask, not edge, not snow, not high-AOT and not saturated in any band;
+- otherwise its old value is kept while (today - PXD) <= max_age, else NDT = 1 (ageing);
+- high AOT: AOT > mean + max(coef_sigma_aot * std, minimum_high_aot_std) over the valid pixels;
+- no replacement at all (ageing and the STO shift only) when a global flag is raised (cirrus, rain,
+  hot spot) or the image mean AOT >= max_aot;
+- INIT mode (no previous composite): the clear pixels are written, all others are nodata.
+
+Pure array code on NumPy or CuPy (`xp`); the arrays of a state live on one backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+
+from gpumaja.backend import array_module
+from gpumaja.model.params import L2Params
+
+EPOCH = date(2000, 1, 1)
+PXD_NODATA = -32768
+
+
+def day_number(d: date) -> int:
+    """Days since 2000-01-01 (the composite's date unit)."""
+    return (d - EPOCH).days
+
+
+@dataclass(eq=False)
+class CompositeState:
+    bands: tuple[str, ...]  # band order of rta/rcr/rtc
+    rta: Any  # (nb, cy, cx) float32 TOA* of the last clear date, NaN = nodata
+    rcr: Any  # (nb, cy, cx) float32 TOCR (default AOT)
+    rtc: Any  # (nb, cy, cx) float32 surface reflectance (estimated AOT)
+    pxd: Any  # (cy, cx) int32 day number of the last clear date, PXD_NODATA = none
+    ndt: Any  # (cy, cx) bool, True = no valid composite value
+    sto: Any  # (n_sto, cy, cx) float32 TOCR in the correlation band, newest first, NaN = none
+    sto_days: tuple[int, ...]  # day number of each STO layer (same order); shorter than n_sto at start
+    cld: Any  # (cy, cx) bool cloud mask (all clouds + shadows) of the previous date
+    last_day: int  # day number of the last date that updated the composite (every date counts)
+    history: tuple[dict, ...] = field(default_factory=tuple)  # per date: day, mode, updated, reason
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.pxd.shape)
+
+    def age(self, day: int):
+        """(cy, cx) days since the last clear observation (large where nodata)."""
+        xp = array_module(self.pxd)
+        return xp.where(self.ndt, np.int32(10**6), np.int32(day) - self.pxd)
+
+
+def empty_composite(bands: tuple[str, ...], shape: tuple[int, int], params: L2Params, xp=np) -> CompositeState:
+    nb, (cy, cx) = len(bands), shape
+    nan = np.float32(np.nan)
+    return CompositeState(
+        tuple(bands), xp.full((nb, cy, cx), nan, np.float32), xp.full((nb, cy, cx), nan, np.float32),
+        xp.full((nb, cy, cx), nan, np.float32), xp.full((cy, cx), PXD_NODATA, np.int32), xp.ones((cy, cx), bool),
+        xp.full((params.number_of_stack_images, cy, cx), nan, np.float32), (), xp.zeros((cy, cx), bool), -(10**6),
+    )
+
+
+def high_aot_mask(aot, valid, params: L2Params):
+    """AOT > mean + max(coef_sigma_aot * std, minimum_high_aot_std) over the valid pixels (§2)."""
+    xp = array_module(aot)
+    v = aot[valid & ~xp.isnan(aot)]
+    if v.size == 0:
+        return xp.zeros(aot.shape, bool)
+    mean, std = float(v.mean()), float(v.std())
+    return valid & (aot > np.float32(mean + max(params.coef_sigma_aot * std, params.minimum_high_aot_std)))
+
+
+def update_composite(
+    state: CompositeState, day: int, rta, rcr, rtc, aot, all_clouds, clouds_and_shadows, edge, snow,
+    saturated_any, params: L2Params, global_flags: dict[str, bool] | None = None,
+) -> CompositeState:
+    """The composite after date `day` (§2). rta/rcr/rtc: (nb, cy, cx) of this date in `state.bands`
+    order; aot (cy, cx); masks (cy, cx) bool; clouds_and_shadows becomes CLD for the next date."""
+    xp = array_module(state.pxd)
+    if day <= state.last_day:
+        raise ValueError(f"composite dates must increase: day {day} after {state.last_day}")
+    valid = ~edge
+    flags = {k: bool(v) for k, v in (global_flags or {}).items()}
+    a = aot[valid & ~xp.isnan(aot)]
+    mean_aot = float(a.mean()) if a.size else float("nan")
+    reason = ""
+    if any(flags.values()):
+        reason = "global flag: " + ", ".join(k for k, v in flags.items() if v)
+    elif mean_aot == mean_aot and mean_aot >= params.max_aot:
+        reason = f"mean AOT {mean_aot:.3f} >= Max_AOT {params.max_aot:g}"
+    if reason:
+        replace_px = xp.zeros(state.shape, bool)
+    else:
+        replace_px = valid & ~all_clouds & ~snow & ~saturated_any & ~high_aot_mask(aot, valid, params)
+        for arr in (rta, rcr, rtc):  # a value must exist to be copied
+            replace_px &= ~xp.isnan(arr).any(axis=0)
+    keep = ~replace_px & ~state.ndt & ((np.int32(day) - state.pxd) <= np.int32(params.max_age))
+    new_ndt = ~(replace_px | keep)
+    r3 = replace_px[None]
+
+    def merge(old, new):
+        out = xp.where(r3, new.astype(np.float32), old)
+        return xp.where(new_ndt[None], np.float32(np.nan), out)
+
+    ci = state.bands.index(params.correl_band)
+    sto = xp.concatenate([rcr[ci][None].astype(np.float32), state.sto[:-1]], axis=0)
+    sto_days = ((day,) + state.sto_days)[: params.number_of_stack_images]
+    mode = "INIT" if state.last_day < -(10**5) else "NOMINAL"
+    return CompositeState(
+        state.bands, merge(state.rta, rta), merge(state.rcr, rcr), merge(state.rtc, rtc),
+        xp.where(replace_px, np.int32(day), xp.where(new_ndt, np.int32(PXD_NODATA), state.pxd)).astype(np.int32),
+        new_ndt, sto, sto_days, clouds_and_shadows.astype(bool), int(day),
+        state.history + ({"day": int(day), "mode": mode, "replaced": int(replace_px.sum()),
+                          "kept": int(keep.sum()), "nodata": int(new_ndt.sum()), "no_update_reason": reason},),
+    )

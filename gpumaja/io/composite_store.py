@@ -1,0 +1,62 @@
+"""Save and load the MAJA composite (`gpumaja.composite.CompositeState`) atomically.
+
+One `.npz` per tile: the arrays and a JSON header (format, version, bands, STO dates, last date,
+history). It is written to a temporary name in the same folder, flushed to disk (fsync) and renamed
+over the previous file, so a run killed at any instant leaves either the previous composite or the
+new one, never a torn file; a resumed run continues from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from gpumaja.backend import to_numpy
+from gpumaja.composite import CompositeState
+from gpumaja.errors import CorruptFileError, MissingFileError
+
+FORMAT = "gpumaja-composite"
+VERSION = 1
+_ARRAYS = ("rta", "rcr", "rtc", "pxd", "ndt", "sto", "cld")
+
+
+def save_composite(state: CompositeState, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {"format": FORMAT, "version": VERSION, "bands": list(state.bands), "sto_days": list(state.sto_days),
+              "last_day": state.last_day, "history": list(state.history)}
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, header=np.frombuffer(json.dumps(header).encode(), np.uint8),
+                     **{k: to_numpy(getattr(state, k)) for k in _ARRAYS})
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_composite(path: Path, xp=np) -> CompositeState:
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError("composite file not found", path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            header = json.loads(bytes(z["header"]).decode())
+            arrays = {k: z[k] for k in _ARRAYS}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        raise CorruptFileError(f"not a readable gpumaja composite ({exc})", path) from exc
+    if header.get("format") != FORMAT or header.get("version") != VERSION:
+        raise CorruptFileError(f"not a gpumaja composite of version {VERSION} "
+                               f"(format {header.get('format')!r}, version {header.get('version')!r})", path)
+    return CompositeState(
+        tuple(header["bands"]), *(xp.asarray(arrays[k]) for k in ("rta", "rcr", "rtc", "pxd", "ndt", "sto")),
+        tuple(header["sto_days"]), xp.asarray(arrays["cld"]), int(header["last_day"]), tuple(header["history"]),
+    )
