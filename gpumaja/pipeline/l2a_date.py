@@ -38,6 +38,7 @@ from gpumaja.masks.morphology import resample_float, resample_mask
 from gpumaja.masks.snow import cos_incidence, snow_mask, snow_mask_correction
 from gpumaja.masks.terrain import terrain_flags
 from gpumaja.masks.water import water_mask_single_date
+from gpumaja.model.angles import circular_mean_deg
 from gpumaja.model.l2a import IAB_AOT_INTERPOLATED, IAB_WV_INTERPOLATED, L2AGroup, L2AResult
 from gpumaja.model.params import L2Params, roles_for
 from gpumaja.pipeline.l2a_inputs import DateInputs
@@ -155,8 +156,7 @@ def process_date(
         snow, extra_cloud = snow_mask_correction(snow, refl, edge_c, xp)
         refl = refl | extra_cloud
         mean_vz = float(np.mean([vz[b] for b in lut_bands]))
-        mean_va = float(np.degrees(np.arctan2(np.mean(np.sin(np.radians([va[b] for b in lut_bands]))),
-                                              np.mean(np.cos(np.radians([va[b] for b in lut_bands]))))) % 360.0)
+        mean_va = float(circular_mean_deg(np.array([va[b] for b in lut_bands])))
         topo_c, hidden_c = terrain_flags(alt_c, cg.resolution, sz, sa, mean_vz, mean_va, params, xp, edge=edge_c)
         water, _tested = water_mask_single_date(tc("red_band"), tc("nir_band"), refl | cirrus, edge_c, topo_c,
                                                 slope_c, params, xp)
@@ -176,9 +176,10 @@ def process_date(
     out_groups = OUTPUT_GROUPS[product.sensor]
     out_bands = tuple(b for bs in out_groups.values() for b in bs if b in idx)
     with st("environment"):
-        toc_c = apply_minilut(xp.stack([toas_c[idx[b]] for b in out_bands]), alt_c, aot_c,
-                              ml.subset(out_bands), backend=backend)
-        env_c = environment_reflectance(toc_c, params.env_corr_radius, ~edge_c, xp)
+        # TOC of every LUT band at the estimated AOT: the environment needs the output bands, the
+        # composite (RTC) all of them
+        toc_c = apply_minilut(toas_c, alt_c, aot_c, ml, backend=backend)
+        env_c = environment_reflectance(toc_c[[idx[b] for b in out_bands]], params.env_corr_radius, ~edge_c, xp)
         env_idx = {b: i for i, b in enumerate(out_bands)}
 
     if coarse_out is not None:
@@ -187,7 +188,7 @@ def process_date(
             sat_all |= sat_c[b]
         coarse_out.update(
             bands=lut_bands, toa_star=toas_c, tocr=tocr,
-            toc=apply_minilut(toas_c, alt_c, aot_c, ml, backend=backend), aot=aot_c,
+            toc=toc_c, aot=aot_c,
             all_clouds=clouds["all_clouds"], clouds_and_shadows=clouds["all"], edge=edge_c, snow=snow,
             saturated_any=sat_all,
             global_flags={"cirrus": bool(cirrus_flag(cirrus, ~edge_c, params, xp))},

@@ -20,7 +20,7 @@ from gpumaja.io.dem import load_terrain
 from gpumaja.model.bands import group_bands
 from gpumaja.model.grids import Grid
 from gpumaja.model.product import L1CProduct
-from gpumaja.model.terrain import Terrain
+from gpumaja.model.terrain import Terrain, flat_terrain
 from gpumaja.radiometry.toa import FLAG_SATURATED, dn_to_toa
 
 
@@ -87,11 +87,5 @@ def read_date(
         terrain = {"coarse": load_terrain(dem, coarse)}
         for g, t in out.items():
             if g != "R3":  # 60 m bands are only used at the coarse grid
-                terrain[g] = load_terrain(dem, t.grid) if dem is not None else _flat(t.grid)
+                terrain[g] = load_terrain(dem, t.grid) if dem is not None else flat_terrain(t.grid)
     return DateInputs(product, out, coarse, terrain, str(dem) if dem is not None else "flat 0 m (no DEM)")
-
-
-def _flat(grid: Grid) -> Terrain:
-    from gpumaja.model.terrain import flat_terrain
-
-    return flat_terrain(grid)
