@@ -4,8 +4,14 @@ The composite holds, per coarse pixel, the last clear observation: TOA* (RTA), T
 AOT (RCR), surface reflectance at the estimated AOT (RTC), its date (PXD, days since 2000-01-01) and a
 nodata mask (NDT); the stack of the last `number_of_stack_images` TOCR images in the correlation band
 (STO, updated every date whatever the clouds, newest first) with their dates; the previous date's cloud
-mask (CLD). The multi-temporal tests, shadows and the spectro-temporal AOT read it; the series driver
-saves it after each date so that a run can resume.
+mask (CLD); the possible-water and tested-water stacks of the last `water_mask_number` dates (PWA/TWA,
+§1.7); and the mini-LUT TOC table of the MT AOT band of the last dates (LTC, the "TOC LUTs of previous
+dates" of §2, so that a previous date's TOA* is inverted with its own geometry in the MT AOT method).
+The multi-temporal tests, shadows and the spectro-temporal AOT read it; the series driver saves it
+after each date so that a run can resume.
+
+Dates may go backwards (backward initialisation processes the youngest dates first, §2): ages are
+|today - PXD|; a date may not repeat the previous one.
 
 `update_composite` is §2's update rule, step for step:
 
@@ -33,6 +39,7 @@ from gpumaja.model.params import L2Params
 
 EPOCH = date(2000, 1, 1)
 PXD_NODATA = -32768
+NO_DATE = -(10**6)  # last_day of an empty composite
 
 
 def day_number(d: date) -> int:
@@ -53,6 +60,11 @@ class CompositeState:
     cld: Any  # (cy, cx) bool cloud mask (all clouds + shadows) of the previous date
     last_day: int  # day number of the last date that updated the composite (every date counts)
     history: tuple[dict, ...] = field(default_factory=tuple)  # per date: day, mode, updated, reason
+    pwa: Any = None  # (n_wam, cy, cx) bool possible water per date, newest first (§1.7 PWA)
+    twa: Any = None  # (n_wam, cy, cx) bool tested for water per date (§1.7 TWA)
+    wam_days: tuple[int, ...] = ()  # day of each PWA/TWA layer
+    ltc: Any = None  # (n_ltc, n_alt, n_aot, n_toa) float32 TOC table of the MT AOT band per date, newest first
+    ltc_days: tuple[int, ...] = ()  # day of each LTC layer
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -61,7 +73,14 @@ class CompositeState:
     def age(self, day: int):
         """(cy, cx) days since the last clear observation (large where nodata)."""
         xp = array_module(self.pxd)
-        return xp.where(self.ndt, np.int32(10**6), np.int32(day) - self.pxd)
+        return xp.where(self.ndt, np.int32(10**6), xp.abs(np.int32(day) - self.pxd))
+
+    def ltc_for(self, day: int):
+        """The stored MT-band TOC table of `day`, else of the nearest stored date (None if none)."""
+        if not self.ltc_days:
+            return None
+        k = min(range(len(self.ltc_days)), key=lambda i: (abs(self.ltc_days[i] - day), i))
+        return self.ltc[k]
 
 
 def empty_composite(bands: tuple[str, ...], shape: tuple[int, int], params: L2Params, xp=np) -> CompositeState:
@@ -70,8 +89,11 @@ def empty_composite(bands: tuple[str, ...], shape: tuple[int, int], params: L2Pa
     return CompositeState(
         tuple(bands), xp.full((nb, cy, cx), nan, np.float32), xp.full((nb, cy, cx), nan, np.float32),
         xp.full((nb, cy, cx), nan, np.float32), xp.full((cy, cx), PXD_NODATA, np.int32), xp.ones((cy, cx), bool),
-        xp.full((params.number_of_stack_images, cy, cx), nan, np.float32), (), xp.zeros((cy, cx), bool), -(10**6),
+        xp.full((params.number_of_stack_images, cy, cx), nan, np.float32), (), xp.zeros((cy, cx), bool), NO_DATE,
+        pwa=xp.zeros((0, cy, cx), bool), twa=xp.zeros((0, cy, cx), bool), wam_days=(),
+        ltc=None, ltc_days=(),
     )
+
 
 
 def high_aot_mask(aot, valid, params: L2Params):
@@ -86,13 +108,16 @@ def high_aot_mask(aot, valid, params: L2Params):
 
 def update_composite(
     state: CompositeState, day: int, rta, rcr, rtc, aot, all_clouds, clouds_and_shadows, edge, snow,
-    saturated_any, params: L2Params, global_flags: dict[str, bool] | None = None,
+    saturated_any, params: L2Params, global_flags: dict[str, bool] | None = None, *,
+    possible_water=None, tested_water=None, mt_toc_table=None,
 ) -> CompositeState:
     """The composite after date `day` (§2). rta/rcr/rtc: (nb, cy, cx) of this date in `state.bands`
-    order; aot (cy, cx); masks (cy, cx) bool; clouds_and_shadows becomes CLD for the next date."""
+    order; aot (cy, cx); masks (cy, cx) bool; clouds_and_shadows becomes CLD for the next date.
+    possible_water / tested_water (cy, cx) bool are pushed on the PWA/TWA stacks and mt_toc_table
+    (n_alt, n_aot, n_toa) on the LTC stack when given."""
     xp = array_module(state.pxd)
-    if day <= state.last_day:
-        raise ValueError(f"composite dates must increase: day {day} after {state.last_day}")
+    if day == state.last_day:
+        raise ValueError(f"composite date repeated: day {day} was the previous date")
     valid = ~edge
     flags = {k: bool(v) for k, v in (global_flags or {}).items()}
     a = aot[valid & ~xp.isnan(aot)]
@@ -108,7 +133,7 @@ def update_composite(
         replace_px = valid & ~all_clouds & ~snow & ~saturated_any & ~high_aot_mask(aot, valid, params)
         for arr in (rta, rcr, rtc):  # a value must exist to be copied
             replace_px &= ~xp.isnan(arr).any(axis=0)
-    keep = ~replace_px & ~state.ndt & ((np.int32(day) - state.pxd) <= np.int32(params.max_age))
+    keep = ~replace_px & ~state.ndt & (xp.abs(np.int32(day) - state.pxd) <= np.int32(params.max_age))
     new_ndt = ~(replace_px | keep)
     r3 = replace_px[None]
 
@@ -119,11 +144,23 @@ def update_composite(
     ci = state.bands.index(params.correl_band)
     sto = xp.concatenate([rcr[ci][None].astype(np.float32), state.sto[:-1]], axis=0)
     sto_days = ((day,) + state.sto_days)[: params.number_of_stack_images]
-    mode = "INIT" if state.last_day < -(10**5) else "NOMINAL"
+    mode = "INIT" if state.last_day == NO_DATE else "NOMINAL"
+    n_wam = params.water_mask_number
+    pwa, twa, wam_days = state.pwa, state.twa, state.wam_days
+    if possible_water is not None and tested_water is not None:
+        pwa = xp.concatenate([xp.asarray(possible_water, bool)[None], pwa], axis=0)[:n_wam]
+        twa = xp.concatenate([xp.asarray(tested_water, bool)[None], twa], axis=0)[:n_wam]
+        wam_days = ((int(day),) + wam_days)[:n_wam]
+    ltc, ltc_days = state.ltc, state.ltc_days
+    if mt_toc_table is not None:
+        t = np.asarray(mt_toc_table, np.float32)[None]
+        ltc = t if ltc is None else np.concatenate([t, ltc], axis=0)[: params.number_of_stack_images]
+        ltc_days = ((int(day),) + ltc_days)[: params.number_of_stack_images]
     return CompositeState(
         state.bands, merge(state.rta, rta), merge(state.rcr, rcr), merge(state.rtc, rtc),
         xp.where(replace_px, np.int32(day), xp.where(new_ndt, np.int32(PXD_NODATA), state.pxd)).astype(np.int32),
         new_ndt, sto, sto_days, clouds_and_shadows.astype(bool), int(day),
         state.history + ({"day": int(day), "mode": mode, "replaced": int(replace_px.sum()),
                           "kept": int(keep.sum()), "nodata": int(new_ndt.sum()), "no_update_reason": reason},),
+        pwa=pwa, twa=twa, wam_days=wam_days, ltc=ltc, ltc_days=ltc_days,
     )

@@ -107,10 +107,36 @@ def test_sto_is_newest_first_in_the_correlation_band_and_capped():
     np.testing.assert_array_equal(s.sto[:, 0, 0], np.arange(11, 1, -1, dtype=np.float32))
 
 
-def test_dates_must_increase():
+def test_a_date_may_not_repeat():
     s = _update(empty_composite(BANDS, SHAPE, P), 10, 0.2)
-    with pytest.raises(ValueError, match="must increase"):
+    with pytest.raises(ValueError, match="repeated"):
         _update(s, 10, 0.2)
+
+
+def test_backward_dates_age_by_absolute_difference():
+    """Backward initialisation goes back in time: a pixel last clear on day 200 is 50 days old on
+    day 150 (kept) and 91 days old on day 109 (nodata)."""
+    s = _update(empty_composite(BANDS, SHAPE, P), 200, 0.2)
+    s = _update(s, 150, 0.5, all_clouds=[(0, 0)])
+    assert s.pxd[0, 0] == 200 and not s.ndt[0, 0] and s.pxd[1, 1] == 150
+    np.testing.assert_array_equal(s.age(150)[0, 0], 50)
+    s = _update(s, 109, 0.6, all_clouds=[(0, 0)])
+    assert s.ndt[0, 0] and s.pxd[0, 1] == 109
+
+
+def test_water_stacks_and_lut_stack_keep_the_newest_layers():
+    s = empty_composite(BANDS, SHAPE, P)
+    table = np.zeros((2, 3, 4), np.float32)
+    for day in range(1, 13):
+        rta, rcr, rtc = _date(0.1)
+        pw = np.full(SHAPE, day % 2 == 0)
+        s = update_composite(s, day, rta, rcr, rtc, np.full(SHAPE, 0.1, np.float32), params=P, **_masks(),
+                             possible_water=pw, tested_water=np.ones(SHAPE, bool), mt_toc_table=table + day)
+    assert s.pwa.shape == (P.water_mask_number, *SHAPE) and s.wam_days == tuple(range(12, 2, -1))
+    np.testing.assert_array_equal(s.pwa[:, 0, 0], [d % 2 == 0 for d in range(12, 2, -1)])
+    assert s.ltc.shape == (P.number_of_stack_images, 2, 3, 4) and s.ltc_days[0] == 12
+    assert s.ltc_for(12)[0, 0, 0] == 12 and s.ltc_for(100)[0, 0, 0] == 12 and s.ltc_for(4)[0, 0, 0] == 4
+    assert s.ltc_for(1)[0, 0, 0] == 3  # day 1 and 2 dropped off the stack: the nearest stored is 3
 
 
 @settings(max_examples=40, deadline=None)
@@ -134,9 +160,18 @@ def test_save_load_round_trip(tmp_path):
     s = _update(_update(empty_composite(BANDS, SHAPE, P), 10, 0.2), 20, 0.3, all_clouds=[(0, 0)])
     path = save_composite(s, tmp_path / "c" / "T31TCJ.npz")
     r = load_composite(path)
-    for k in ("rta", "rcr", "rtc", "pxd", "ndt", "sto", "cld"):
+    for k in ("rta", "rcr", "rtc", "pxd", "ndt", "sto", "cld", "pwa", "twa"):
         np.testing.assert_array_equal(getattr(r, k), getattr(s, k))
     assert (r.bands, r.sto_days, r.last_day, r.history) == (s.bands, s.sto_days, s.last_day, s.history)
+    assert r.ltc is None and r.ltc_days == ()
+    rta, rcr, rtc = _date(0.4)
+    s2 = update_composite(s, 30, rta, rcr, rtc, np.full(SHAPE, 0.1, np.float32), params=P, **_masks(),
+                          possible_water=np.eye(2, 3, dtype=bool), tested_water=np.ones(SHAPE, bool),
+                          mt_toc_table=np.arange(24, dtype=np.float32).reshape(2, 3, 4))
+    r2 = load_composite(save_composite(s2, tmp_path / "c2.npz"))
+    np.testing.assert_array_equal(r2.ltc, s2.ltc)
+    np.testing.assert_array_equal(r2.pwa, s2.pwa)
+    assert (r2.wam_days, r2.ltc_days) == ((30,), (30,))
 
 
 def test_save_is_atomic(tmp_path, monkeypatch):

@@ -42,8 +42,8 @@ def test_empty_file_gives_the_defaults(tmp_path):
 
 
 def test_unknown_keys_name_the_file_and_keys(tmp_path):
-    path = _write(tmp_path, "[l2]\nmin_threshold_var_blue = 0.03\nzz_unknown = 1\nndsi_threshold = 0.3\n")
-    with pytest.raises(InputError, match=r"params\.toml: unknown L2 parameter\(s\): min_threshold_var_blue, zz_unknown"):
+    path = _write(tmp_path, "[l2]\nyy_unknown = 0.03\nzz_unknown = 1\nndsi_threshold = 0.3\n")
+    with pytest.raises(InputError, match=r"params\.toml: unknown L2 parameter\(s\): yy_unknown, zz_unknown"):
         read_params(path)
 
 

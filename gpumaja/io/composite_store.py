@@ -20,20 +20,22 @@ from gpumaja.composite import CompositeState
 from gpumaja.errors import CorruptFileError, MissingFileError
 
 FORMAT = "gpumaja-composite"
-VERSION = 1
-_ARRAYS = ("rta", "rcr", "rtc", "pxd", "ndt", "sto", "cld")
+VERSION = 2
+_ARRAYS = ("rta", "rcr", "rtc", "pxd", "ndt", "sto", "cld", "pwa", "twa")
 
 
 def save_composite(state: CompositeState, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     header = {"format": FORMAT, "version": VERSION, "bands": list(state.bands), "sto_days": list(state.sto_days),
-              "last_day": state.last_day, "history": list(state.history)}
+              "last_day": state.last_day, "history": list(state.history),
+              "wam_days": list(state.wam_days), "ltc_days": list(state.ltc_days)}
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as fh:
             np.savez(fh, header=np.frombuffer(json.dumps(header).encode(), np.uint8),
-                     **{k: to_numpy(getattr(state, k)) for k in _ARRAYS})
+                     **{k: to_numpy(getattr(state, k)) for k in _ARRAYS},
+                     **({"ltc": np.asarray(state.ltc)} if state.ltc is not None else {}))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -51,6 +53,7 @@ def load_composite(path: Path, xp=np) -> CompositeState:
         with np.load(path, allow_pickle=False) as z:
             header = json.loads(bytes(z["header"]).decode())
             arrays = {k: z[k] for k in _ARRAYS}
+            ltc = z["ltc"] if "ltc" in z.files else None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
         raise CorruptFileError(f"not a readable gpumaja composite ({exc})", path) from exc
     if header.get("format") != FORMAT or header.get("version") != VERSION:
@@ -59,4 +62,6 @@ def load_composite(path: Path, xp=np) -> CompositeState:
     return CompositeState(
         tuple(header["bands"]), *(xp.asarray(arrays[k]) for k in ("rta", "rcr", "rtc", "pxd", "ndt", "sto")),
         tuple(header["sto_days"]), xp.asarray(arrays["cld"]), int(header["last_day"]), tuple(header["history"]),
+        pwa=xp.asarray(arrays["pwa"]), twa=xp.asarray(arrays["twa"]), wam_days=tuple(header["wam_days"]),
+        ltc=ltc, ltc_days=tuple(header["ltc_days"]),
     )

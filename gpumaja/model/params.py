@@ -125,6 +125,60 @@ class L2Params:
     minimum_high_aot_std: float = 0.1  # Minimum_High_AOT_Std
     max_aot: float = 0.5  # Max_AOT: image mean AOT at or above it -> no composite update
 
+    # --- multi-temporal cloud test (§1.2), correlation (§1.3), extension (§1.4) -------------------
+    min_threshold_var_blue: float = 0.016  # P21 (P16/P17 0.025)
+    max_threshold_var_blue: float = 0.060  # P21 (P16/P17 0.070)
+    cloud_forgetting_duration: float = 45.0  # P21, days (P16/P17 30)
+    k_nir_blue: float = 1.2  # P16/P17
+    k_red_blue: float = 1.5
+    delta_threshold: float = 0.005  # extension candidates: dHOT > thr - delta
+    n_correl: int = 3  # window radius, coarse px (7x7)
+    min_pixel_correl: int = 15
+    correl_threshold: float = 80.0  # percent (P16/P17/P21; P18t 90)
+    discarded_pixels_ratio_min: float = 20.0  # percent of correlated pixels in a cloud label
+
+    # --- cloud shadows (§1.9) and shadows of outside clouds (§1.10) --------------------------------
+    shadow_band: str = "B04"  # Shadow_Band, all GIPP versions
+    delta_h_min: float = 0.0  # m
+    delta_h_max: float = 8000.0
+    delta_h_step: float = 250.0
+    darkening_min_percentile: float = 10.0  # percent
+    cloud_cover_mult_factor: float = 2.0
+    proj_shad_darkening_max: float = 0.8
+    shadow_cloud_ratio_max: float = 1.0
+    shadow_cloud_ratio_min: float = 0.5
+    shadow_cloud_ratio_pix_nb: int = 10
+    shad_var_percentile: float = 30.0  # P16/P17 (P18t 40)
+    shad_var_darkening_max: float = 0.2  # P16/P17 (P18t 0.4)
+    shad_var_composite_label_ratio: float = 80.0  # percent
+    max_cloud_altitude: float = 8000.0  # m
+
+    # --- multi-date water mask (§1.7) --------------------------------------------------------------
+    min_percent_possible_water: float = 50.0
+
+    # --- spectro-temporal AOT (§3.5) ---------------------------------------------------------------
+    aot_method: str = "SPECTROTEMPORAL"  # P16/P17; INIT mode forces MULTISPECTRAL
+    mt_aot_band: str = "B01"  # MT_AOT_Band_Code
+    var_band: str = "B8A"  # Var_Band_Code
+    stdev_band: str = "B12"  # Stdev_Band_Code
+    relative_var_max: float = 0.075
+    aot_max_age: int = 60  # days
+    first_aot: float = 0.0  # AOT-insensitive TOA* interval: TOC at First_AOT and Second_AOT ...
+    second_aot: float = 0.4
+    toc_insensitive_threshold: float = 0.01  # ... differ by less than this
+    std_noise: float = 0.001
+    stdev_min: float = 0.02
+    w_mt_equation2: float = 2.0
+    mt_weight_threshold: float = 10.0
+    st_weight_a: float = 1200.0  # W1, W2 x A / (dt^2 + B)
+    st_weight_b: float = 800.0
+    aot_initial_dm1: float = 0.1
+
+    # --- series (§2 backward mode; Start_maja defaults) ---------------------------------------------
+    n_backward: int = 8  # nbackward: the first N products initialise backward
+    max_l2_diff: int = 30  # days; a larger gap re-initialises (S2 before 2017-07-01, Landsat)
+    max_l2_diff_s2_constellation: int = 15  # S2 dates from 2017-07-01 (two satellites)
+
     # --- product --------------------------------------------------------------------------------
     reflectance_quantification: float = 10000.0
     reflectance_nodata: int = -10000
@@ -144,7 +198,7 @@ class L2Params:
 LANDSAT_ROLES = {
     "blue_band": "B1", "green_band": "B3", "red_band": "B4", "nir_band": "B5", "swir1_band": "B6",
     "swir2_band": "B7", "cirrus_band": "B9", "wv_band": "", "wv_reference_band": "", "dark_band": "B1",
-    "correl_band": "B4",
+    "correl_band": "B4", "shadow_band": "B4", "mt_aot_band": "B1", "var_band": "B5", "stdev_band": "B7",
 }
 
 
