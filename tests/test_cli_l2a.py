@@ -74,14 +74,20 @@ def all_valid_run(tmp_path_factory, s2_safe_dir, gipp_dir):
 
 
 @pytest.fixture(scope="module")
-def synth_run(tmp_path_factory, gipp_dir):
+def synth_series(tmp_path_factory):
     from gpumaja.synth import generate_series
 
     tmp = tmp_path_factory.mktemp("l2a_synth")
     safes = generate_series(tmp / "series", dates=2, size=120, seed=1)
-    out = tmp / "out"
+    return safes, tmp / "series" / "truth" / "dem.tif"
+
+
+@pytest.fixture(scope="module")
+def synth_run(tmp_path_factory, gipp_dir, synth_series):
+    safes, dem = synth_series
+    out = tmp_path_factory.mktemp("l2a_synth_run") / "out"
     code = run(["-q", "l2a", *map(str, safes), "--out", str(out), "--gipp", str(gipp_dir),
-                "--dem", str(tmp / "series" / "truth" / "dem.tif"), "--device", "cpu"])
+                "--dem", str(dem), "--device", "cpu"])
     return code, out
 
 
@@ -179,6 +185,41 @@ def test_synthetic_series_with_dem(synth_run):
         # the altitude dependence of the true AOT (docs/validation.md §2)
         assert ((sre[:, clear] >= -0.05) & (sre[:, clear] <= 1.0)).mean() > 0.95
         assert_masks_consistent(ds.clm.values, ds.mg2.values, ds.edg.values, ds.sat.values, ds.iab.values)
+
+
+# ------------------------------------------------------------------------- --mode and --resume
+def test_mode_init_and_auto(capsys, synth_series, gipp_dir, tmp_path):
+    safes, dem = synth_series
+    common = [*safes, "--gipp", gipp_dir, "--dem", dem, "--device", "cpu", "--json"]
+    code, out, err = call(capsys, "-q", "l2a", *common, "--out", tmp_path / "init", "--mode", "init")
+    assert code == 0, err
+    products = json.loads(out)["products"]
+    assert [(p["mode"], p["direction"], p["step"], p["steps"]) for p in products] == [
+        ("INIT", "forward", 0, 2), ("INIT", "forward", 1, 2)]
+    code, out, err = call(capsys, "-q", "l2a", *common, "--out", tmp_path / "auto")
+    assert code == 0, err
+    products = json.loads(out)["products"]
+    # two dates 5 days apart: INIT on the younger, NOMINAL back to the older (written), NOMINAL forward
+    assert [(p["planned_mode"], p["direction"], p["step"], p["steps"]) for p in products] == [
+        ("NOMINAL", "backward", 1, 3), ("NOMINAL", "forward", 2, 3)]
+    assert sorted(p.name for p in (tmp_path / "auto").iterdir()) == sorted(p["name"] for p in products)
+    code, _, err = call(capsys, "l2a", *common, "--out", tmp_path / "x", "--mode", "backward")
+    assert code == 2 and "--mode" in err
+
+
+def test_resume_keeps_complete_products(capsys, synth_series, gipp_dir, tmp_path):
+    safes, dem = synth_series
+    common = [*safes, "--gipp", gipp_dir, "--dem", dem, "--device", "cpu", "--out", tmp_path / "o"]
+    code, _, err = call(capsys, "-q", "l2a", *common)
+    assert code == 0, err
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "o").rglob("*")}
+    code, _, err = call(capsys, "l2a", *common)
+    assert code == 2 and "already exists" in flat(err) and "--overwrite" in flat(err)
+    # nothing to resume from (the run was complete): every date is recomputed, no product rewritten
+    code, out, err = call(capsys, "-q", "l2a", *common, "--resume", "--json")
+    assert code == 0, err
+    assert all(p["kept"] for p in json.loads(out)["products"])
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "o").rglob("*")} == stamps
 
 
 # ------------------------------------------------------------------------------------ --lut file

@@ -220,13 +220,12 @@ def test_composite_from_the_one_date_chain(tmp_path):
         if state is None:
             state = empty_composite(coarse["bands"], coarse["edge"].shape, P)
         day = day_number(product.acquired.date())
-        state = upd(state, day, coarse["toa_star"], coarse["tocr"], coarse["toc"], coarse["aot"],
-                    coarse["all_clouds"], coarse["clouds_and_shadows"], coarse["edge"], coarse["snow"],
-                    coarse["saturated_any"], P, coarse["global_flags"])
+        state = upd(state, day, params=P, **{k: v for k, v in coarse.items() if k != "bands"})
         clear = ~coarse["all_clouds"] & ~coarse["edge"] & ~coarse["snow"] & ~coarse["saturated_any"]
         # every pixel clear today now carries today's TOA* (unless the high-AOT rule held it back)
         took = state.pxd == day
         assert took.sum() >= 0.5 * clear.sum()
-        np.testing.assert_array_equal(state.rta[:, took], coarse["toa_star"][:, took])
+        np.testing.assert_array_equal(state.rta[:, took], coarse["rta"][:, took])
     assert len(state.history) == 2 and state.history[0]["mode"] == "INIT"
+    assert state.ltc.shape[0] == 2 and state.pwa.shape[0] == 2
     assert state.sto_days[0] == day and len(state.sto_days) == 2

@@ -320,6 +320,9 @@ def test_synthetic_series_with_dem(synth, synth_results):
         assert (diff > 1e-3).mean() > 0.5
         # plausible surface reflectances where the chain saw no cloud
         clear = g.clm == 0
+        if date["sky"] != "clear":  # a 1.2 km scene under 20 % cloud and 29 % cirrus: the dilated masks
+            assert clear.mean() < 0.5  # (240 m) cover nearly everything, nothing left to compare
+            continue
         assert clear.mean() > 0.1
         # > 1 or < -0.05 happens on bright snow of this tiny, very steep scene when the one-date AOT misses
         # the altitude dependence of the true AOT (docs/validation.md §2)

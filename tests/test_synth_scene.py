@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from datetime import date, timezone
+from datetime import date, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -88,7 +89,9 @@ def test_cloud_pixels_are_bright_in_all_bands(series):
     assert thick.sum() > 100
     for b in ("B02", "B03", "B04", "B08"):
         assert np.all(t.toa[b][thick] > 0.3), b
-        assert np.all(t.toa[b][thick] > t.toa_clear[b][thick]), b
+        # brighter than the clear sky below, except over snow (a thick cloud reflects less than fresh snow)
+        dark_ground = thick & ~t.snow
+        assert np.all(t.toa[b][dark_ground] > t.toa_clear[b][dark_ground]), b
     thick20 = scene.block_mean(thick.astype(float), 2) == 1
     for b in ("B05", "B8A", "B11", "B12"):
         assert np.all(t.toa[b][thick20] > 0.25), b
@@ -158,3 +161,111 @@ def test_deterministic_for_a_seed():
     np.testing.assert_array_equal(ta.cloud_tau, tb.cloud_tau)
     other = scene.synthesize_date(scene.make_landscape(120, 6), plan)
     assert not np.array_equal(ta.toa["B02"], other.toa["B02"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Abrupt parcel-level surface changes: harvest / ploughing of crops, mowing of grass
+# --------------------------------------------------------------------------------------------------
+
+def _day(doy: int) -> date:
+    return date(2024, 1, 1) + timedelta(days=doy - 1)
+
+
+def _events_off(land):
+    never = np.full(land.classes.shape, np.inf, np.float32)
+    return dataclasses.replace(land, harvest_doy=never, mow_doy=never.copy())
+
+
+def _pick_harvested_parcel(land, min_greening_days=30):
+    """A harvested crop parcel that was well green before its harvest (cover >~ 0.5), on low ground."""
+    crop = land.classes == scene.CLASS_CODE["crop"]
+    for pid in np.unique(land.parcel[crop & np.isfinite(land.harvest_doy)]):
+        px = crop & (land.parcel == pid)
+        h = float(land.harvest_doy[px][0])
+        if px.sum() >= 50 and float(land.greenup_doy[px][0]) + min_greening_days < h and h >= 25:
+            return px, int(h)
+    pytest.skip("no suitable harvested parcel for this seed")
+
+
+def test_events_drawn_per_parcel_and_deterministic():
+    a, b = scene.make_landscape(240, 0), scene.make_landscape(240, 0)
+    np.testing.assert_array_equal(a.harvest_doy, b.harvest_doy)
+    np.testing.assert_array_equal(a.mow_doy, b.mow_doy)
+    c = scene.make_landscape(240, 1)
+    assert not np.array_equal(np.isfinite(a.harvest_doy), np.isfinite(c.harvest_doy))
+    crop = a.classes == scene.CLASS_CODE["crop"]
+    grass = a.classes == scene.CLASS_CODE["grass"]
+    # only crops are harvested, only grass is mown, inside days 15..120, whole days
+    assert not np.isfinite(a.harvest_doy[~crop]).any() and not np.isfinite(a.mow_doy[~grass]).any()
+    for days in (a.harvest_doy[np.isfinite(a.harvest_doy)], a.mow_doy[np.isfinite(a.mow_doy)]):
+        assert days.size and days.min() >= 15 and days.max() <= 120 and np.all(days == np.round(days))
+    # one day per parcel
+    for pid in np.unique(a.parcel[crop]):
+        assert np.unique(a.harvest_doy[crop & (a.parcel == pid)]).size == 1
+    crop_parcels = np.unique(a.parcel[crop])
+    harvested_parcels = np.unique(a.parcel[crop & np.isfinite(a.harvest_doy)])
+    assert 0.15 <= harvested_parcels.size / crop_parcels.size <= 0.45  # ~30 %
+    grass_parcels = np.unique(a.parcel[grass])
+    mown_parcels = np.unique(a.parcel[grass & np.isfinite(a.mow_doy)])
+    assert 0.15 <= mown_parcels.size / grass_parcels.size <= 0.65  # ~40 %
+    # the events have their own random stream: the rest of the landscape does not depend on them
+    np.testing.assert_array_equal(a.classes, b.classes)
+
+
+def test_harvested_surface_is_tilled_soil():
+    land = scene.make_landscape(120, 3)
+    px, h = _pick_harvested_parcel(land)
+    rho, _ = scene.surface_reflectance(land, _day(h), None)
+    veg, soil = (np.asarray(scene.SPECTRA[k], np.float64) for k in ("vegetation", "soil"))
+    for bi in (3, 7, 11):  # B04, B08, B11: 0.05 cover over soil darkened by 10 %
+        want = (0.05 * veg[bi] + 0.95 * soil[bi] * 0.9 * land.soil_brightness[px]) * land.texture[px]
+        np.testing.assert_allclose(rho[bi][px], want, rtol=1e-5)
+
+
+def test_harvest_day_nir_drops_red_rises_others_unaffected():
+    land = scene.make_landscape(120, 3)
+    off = _events_off(land)
+    px, h = _pick_harvested_parcel(land)
+    before, at = _day(h - 1), _day(h)
+    rho_b, _ = scene.surface_reflectance(land, before, None)
+    rho_a, _ = scene.surface_reflectance(land, at, None)
+    # surface: NIR (B08) drops, red (B04) and blue (B02) rise on the parcel from its harvest day
+    assert np.all(rho_a[7][px] < rho_b[7][px] - 0.05)
+    assert np.all(rho_a[3][px] > rho_b[3][px] + 0.02)
+    assert np.all(rho_a[1][px] > rho_b[1][px])
+    # the day before, the parcel is what it would be without any event
+    np.testing.assert_array_equal(rho_b[:, px], scene.surface_reflectance(off, before, None)[0][:, px])
+    # pixels without an event up to that day are unaffected, every band, before and at the harvest day
+    for day, rho in ((before, rho_b), (at, rho_a)):
+        quiet = ~land.harvested(day) & ~land.mown(day)
+        np.testing.assert_array_equal(rho[:, quiet], scene.surface_reflectance(off, day, None)[0][:, quiet])
+    # TOA (clear sky) on the first acquisition on/after the harvest day, against the same date without
+    # events (same atmosphere): NIR lower, red higher on the parcel
+    plan = scene.plan_dates(2, _day(h - 3))[1]
+    assert plan.day >= at
+    t_on, t_off = scene.synthesize_date(land, plan), scene.synthesize_date(off, plan)
+    if t_on.snow_line_m is not None:
+        px = px & (land.dem < t_on.snow_line_m - 400.0)
+        assert px.sum() >= 20
+    assert np.all(t_on.toa_clear["B08"][px] < t_off.toa_clear["B08"][px] - 0.03)
+    assert np.all(t_on.toa_clear["B04"][px] > t_off.toa_clear["B04"][px] + 0.01)
+    assert t_on.stats["harvested_percent"] > 0.0 and t_off.stats["harvested_percent"] == 0.0
+
+
+def test_mown_grass_halves_then_regrows():
+    land = scene.make_landscape(240, 0)
+    grass = (land.classes == scene.CLASS_CODE["grass"]) & np.isfinite(land.mow_doy)
+    m = int(land.mow_doy[grass][0])
+    px = grass & (land.mow_doy == m)
+    veg, soil = (np.asarray(scene.SPECTRA[k], np.float64) for k in ("vegetation", "soil"))
+    rho_before = scene.surface_reflectance(land, _day(m - 1), None)[0][7][px]
+    for days_after, factor in ((0, 0.5), (15, 0.75), (30, 1.0), (45, 1.0)):
+        day = _day(m + days_after)
+        doy = m + days_after
+        season = 0.5 - 0.5 * np.cos(2 * np.pi * (doy - 15) / 365.0)
+        fc = (0.5 + 0.35 * season * land.fc_max[px]) * factor
+        want = (fc * veg[7] + (1 - fc) * soil[7] * land.soil_brightness[px]) * land.texture[px]
+        got = scene.surface_reflectance(land, day, None)[0][7][px]
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+        if days_after == 0:
+            assert np.all(got < rho_before - 0.02)  # NIR drops on the mowing day

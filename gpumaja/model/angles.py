@@ -68,3 +68,36 @@ def fill_nan_nearest(values: np.ndarray) -> np.ndarray:
 
     _, (iy, ix) = ndimage.distance_transform_edt(nan, return_indices=True)
     return values[iy, ix]
+
+
+def angles_on_grid(angles: AngleGrid, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """(zenith, azimuth) float32 (rows, cols) of `grid`'s cell centres, bilinear in the angle grid's
+    cell-centre coordinates (clamped at its border); azimuth interpolated as a unit vector, so that
+    359° and 1° average to 0°. Both grids must share a CRS."""
+    if angles.grid.crs != grid.crs:
+        raise ValueError(f"angles_on_grid: angle grid CRS {angles.grid.crs} differs from {grid.crs}")
+    xs, ys = grid.xy_centres()
+    inv = ~angles.grid.transform
+    cols = np.array([(inv * (x, ys[0]))[0] for x in xs]) - 0.5  # fractional angle-grid cell-centre index
+    rows = np.array([(inv * (xs[0], y))[1] for y in ys]) - 0.5
+    ny, nx = angles.grid.shape
+
+    def weights(f, n):
+        f = np.clip(f, 0.0, n - 1.0)
+        i0 = np.minimum(np.floor(f).astype(int), max(n - 2, 0))
+        return i0, np.minimum(i0 + 1, n - 1), (f - i0)
+
+    r0, r1, wr = weights(rows, ny)
+    c0, c1, wc = weights(cols, nx)
+
+    def interp(a):
+        a = np.asarray(a, np.float64)
+        top = a[r0][:, c0] * (1 - wc) + a[r0][:, c1] * wc
+        bot = a[r1][:, c0] * (1 - wc) + a[r1][:, c1] * wc
+        return top * (1 - wr[:, None]) + bot * wr[:, None]
+
+    az = np.deg2rad(np.asarray(angles.azimuth, np.float64))
+    zen = interp(angles.zenith)
+    azi = (np.degrees(np.arctan2(interp(np.sin(az)), interp(np.cos(az)))) % 360.0).astype(np.float32)
+    azi[azi >= np.float32(360.0)] = 0.0  # -1e-9 % 360 rounds to 360 in float32
+    return zen.astype(np.float32), azi

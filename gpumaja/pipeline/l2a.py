@@ -1,4 +1,5 @@
-"""`gpumaja l2a` driver: for each input date, read -> L2A (INIT mode) -> MUSCATE product.
+"""`gpumaja l2a` driver: the input dates of each tile as one series (backward initialisation, then
+nominal forward: `gpumaja.pipeline.l2a_series`) -> one MUSCATE product per date.
 
 All checks that can fail on the user's input run before anything is written (preflight): every
 product opens and has its angle grids, a LUT exists for every platform (and is of that sensor),
@@ -9,14 +10,13 @@ the DEM covers every tile. Products are written under a temporary name and renam
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gpumaja.backend import Backend
 from gpumaja.errors import InputError
 from gpumaja.io.dem import load_terrain
-from gpumaja.io.muscate import product_name, product_name_of, write_l2a
+from gpumaja.io.muscate import product_name_of
 from gpumaja.io.products import open_product
 from gpumaja.io.series import expand_inputs
 from gpumaja.model.l2a import L2AResult
@@ -61,36 +61,17 @@ def process_product(
 def run_l2a(
     inputs: Sequence[str | Path], out: Path, backend: Backend, params: L2Params | None = None,
     dem: Path | None = None, gipp: Path | None = None, lut_file: Path | None = None, overwrite: bool = False,
-    on_product: Callable[[int, int, str], None] | None = None,
+    on_product: Callable[[int, int, str], None] | None = None, resume: bool = False, mode: str = "auto",
 ) -> list[dict]:
-    """Process every input date; one summary dict per product written."""
+    """Process the input dates as one series per tile (`gpumaja.pipeline.l2a_series`: backward
+    initialisation then nominal forward, maja-l2a.md §2; mode="init": each date alone in INIT mode);
+    one summary dict per product written. `on_product(i, n, product_id)` is called before each of
+    the n processing steps. `resume` continues an interrupted run from its checkpoint in `out`."""
+    from gpumaja.pipeline.l2a_series import run_series
+
     params = params or L2Params()
     products = open_inputs(inputs)
     luts = LUTCache(gipp, lut_file)
-    preflight(products, luts, dem, params, out, overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-    summaries = []
-    for i, product in enumerate(products):
-        if on_product:
-            on_product(i, len(products), product.product_id)
-        t0 = time.perf_counter()
-        result, times = process_product(product, luts, params, backend, dem)
-        t1 = time.perf_counter()
-        path = write_l2a(result, out, overwrite=overwrite)
-        t2 = time.perf_counter()
-        summaries.append({
-            "input": str(product.path), "product": str(path), "name": product_name(result),
-            "acquired": product.acquired.isoformat().replace("+00:00", "Z"), "platform": product.platform,
-            "valid": result.valid, "cloud_percent": round(result.cloud_percent, 2),
-            "snow_percent": round(result.snow_percent, 2), "mean_aot": _r(result.mean_aot),
-            "mean_water_vapour": _r(result.mean_water_vapour), "lut": result.lut_source,
-            "seconds": {"compute": round(t1 - t0, 3), "write": round(t2 - t1, 3),
-                        **{k: round(v, 3) for k, v in times.items()}},
-        })
-        log.info("%s -> %s (cloud %.1f %%, AOT %.3f)", product.product_id, path.name, result.cloud_percent,
-                 result.mean_aot)
-    return summaries
-
-
-def _r(x: float) -> float | None:
-    return None if x != x else round(float(x), 4)
+    preflight(products, luts, dem, params)  # existing products / checkpoints: l2a_series.prepare_tiles
+    return run_series(products, luts, params, backend, out, dem, resume=resume, overwrite=overwrite,
+                      on_step=on_product, mode=mode)

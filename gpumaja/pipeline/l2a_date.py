@@ -30,17 +30,19 @@ from gpumaja.atmosphere.surface_reflectance import environment_reflectance
 from gpumaja.atmosphere.toc import apply_minilut
 from gpumaja.atmosphere.water_vapour import constant_water_vapour, water_vapour_map
 from gpumaja.backend import Backend
+from gpumaja.composite import CompositeState, day_number
 from gpumaja.masks.cirrus import cirrus_flag, cirrus_mask
 from gpumaja.masks.cloud_mono import refl_cloud
 from gpumaja.masks.combine import combine_clouds
 from gpumaja.masks.snow import cos_incidence, snow_mask, snow_mask_correction
 from gpumaja.masks.terrain import terrain_flags
 from gpumaja.masks.water import water_mask_single_date
-from gpumaja.model.angles import circular_mean_deg
+from gpumaja.model.angles import angles_on_grid, circular_mean_deg
 from gpumaja.model.l2a import L2AGroup, L2AResult
 from gpumaja.model.params import L2Params, roles_for
 from gpumaja.pipeline.l2a_group import factor, group_masks, group_products
 from gpumaja.pipeline.l2a_inputs import DateInputs
+from gpumaja.pipeline.l2a_multitemporal import nominal_aot, nominal_clouds
 from gpumaja.pipeline.stages import Stages
 from gpumaja.radiometry.coarse import block_mean
 
@@ -82,11 +84,14 @@ def _air_mass(sz: float, vz: dict, bands) -> np.ndarray:
 
 def process_date(
     inp: DateInputs, lut: AtmosphereLUT, params: L2Params, backend: Backend, stages: Stages | None = None,
-    coarse_out: dict | None = None,
+    coarse_out: dict | None = None, composite: CompositeState | None = None,
 ) -> L2AResult:
-    """The L2A of one date. When `coarse_out` is a dict, it receives the coarse-grid quantities the
-    composite is updated with (maja-l2a.md §2), on the backend: bands, toa_star, tocr, toc (nb, cy, cx),
-    aot, all_clouds, clouds_and_shadows, edge, snow, saturated_any (cy, cx), global_flags."""
+    """The L2A of one date: INIT mode without `composite`, NOMINAL mode with it (the multi-temporal
+    tests, shadows and spectro-temporal AOT of `l2a_multitemporal`). When `coarse_out` is a dict, it
+    receives the keyword arguments of `gpumaja.composite.update_composite` for this date (on the
+    backend): rta, rcr, rtc (nb, cy, cx) in the order of `bands`, aot, all_clouds, clouds_and_shadows,
+    edge, snow, saturated_any (cy, cx), global_flags, possible_water, tested_water, mt_toc_table; and
+    `bands`."""
     xp = backend.xp
     st = stages or Stages(backend)
     product = inp.product
@@ -94,6 +99,8 @@ def process_date(
     cg = inp.coarse_grid
     f32 = np.float32
 
+    nominal = composite is not None
+    day = day_number(product.acquired.date())
     with st("coarse toa"):
         toa_c, sat_c = _coarse_bands(inp, params, backend)
         edge_c = xp.zeros(cg.shape, bool)
@@ -150,17 +157,39 @@ def process_date(
         mean_vz = float(np.mean([vz[b] for b in lut_bands]))
         mean_va = float(circular_mean_deg(np.array([va[b] for b in lut_bands])))
         topo_c, hidden_c = terrain_flags(alt_c, cg.resolution, sz, sa, mean_vz, mean_va, params, xp, edge=edge_c)
-        water, _tested = water_mask_single_date(tc("red_band"), tc("nir_band"), refl | cirrus, edge_c, topo_c,
-                                                slope_c, params, xp)
-        clouds = combine_clouds(refl, cirrus, None, params, edge_c, xp)
+        possible_water, tested_water = water_mask_single_date(tc("red_band"), tc("nir_band"), refl | cirrus, edge_c,
+                                                              topo_c, slope_c, params, xp)
+        water = possible_water
+        parts = {}
+        if nominal:
+            sun = tuple(xp.asarray(a) for a in angles_on_grid(product.sun, cg))
+            view = tuple(xp.asarray(a) for a in angles_on_grid(product.view[params.shadow_band], cg))
+            mt = nominal_clouds(composite, day, refl, tocr, idx, edge_c, snow, cirrus, possible_water, tested_water,
+                                alt_c, sun, view, cg.resolution, params, backend)
+            refl, water = mt["refl"], mt["water"]
+            parts = {k: mt[k] for k in ("refl_var", "extension", "shadvar")}
+            shadows = mt["shadow"]
+        else:
+            shadows = None
+        clouds = combine_clouds(refl, cirrus, shadows, params, edge_c, xp, **parts)
 
     with st("aot"):
         dark_excl = clouds["all"] | edge_c
+        if nominal:  # §3.5: only pixels whose composite surface reflectance is dark
+            rtc_dark = composite.rtc[composite.bands.index(params.dark_band)]
+            dark_excl = dark_excl | ~(rtc_dark < np.float32(params.dark_pixel_threshold))
         aot_dark = dark_pixel_aot(toas_c[idx[params.dark_band]], alt_c, dark_excl, ml, params)
-        selected, ndvi = ms_selection(toas_c[idx[params.red_band]], toas_c[idx[params.nir_band]], clouds["all"],
-                                      snow, water, sat_any, edge_c, params, xp)
-        aot_nodes, _n_used = aot_multispectral(toas_c[idx[params.blue_band]], toas_c[idx[params.red_band]], ndvi,
-                                              alt_c, selected, ml, aot_dark, params, backend=backend)
+        selected, ndvi = ms_selection(toas_c[idx[params.red_band]], toas_c[idx[params.nir_band]],
+                                      clouds["all"] | topo_c, snow, water, sat_any, edge_c, params, xp)
+        if nominal and params.aot_method == "SPECTROTEMPORAL":
+            excluded = edge_c | clouds["all"] | topo_c | water | snow | sat_any
+            aot_nodes, _n_used, method = nominal_aot(composite, day, toas_c, idx, alt_c, ml, excluded, selected,
+                                                     ndvi, aot_dark, params, backend)
+            aot_method = "SPECTROTEMPORAL" if bool((method == 2).any()) else "MULTISPECTRAL"
+        else:
+            aot_nodes, _n_used = aot_multispectral(toas_c[idx[params.blue_band]], toas_c[idx[params.red_band]], ndvi,
+                                                  alt_c, selected, ml, aot_dark, params, backend=backend)
+            aot_method = "MULTISPECTRAL"
         aot_nodes, aot_interp_nodes = fill_and_smooth_aot(aot_nodes, params, xp)
         aot_c = aot_to_grid(aot_nodes, params.step_aot, cg.shape, xp).astype(f32)
         aot_interp_c = aot_to_grid(aot_interp_nodes.astype(f32), params.step_aot, cg.shape, xp) > 0.5
@@ -179,11 +208,12 @@ def process_date(
         for b in lut_bands:
             sat_all |= sat_c[b]
         coarse_out.update(
-            bands=lut_bands, toa_star=toas_c, tocr=tocr,
-            toc=toc_c, aot=aot_c,
+            bands=lut_bands, rta=toas_c, rcr=tocr, rtc=toc_c, aot=aot_c,
             all_clouds=clouds["all_clouds"], clouds_and_shadows=clouds["all"], edge=edge_c, snow=snow,
             saturated_any=sat_all,
             global_flags={"cirrus": bool(cirrus_flag(cirrus, ~edge_c, params, xp))},
+            possible_water=possible_water & ~clouds["all_clouds"], tested_water=tested_water & ~clouds["all_clouds"],
+            mt_toc_table=backend.to_numpy(ml.toc[idx[params.mt_aot_band]]) if params.mt_aot_band in idx else None,
         )
 
     valid_c = ~edge_c
@@ -208,7 +238,7 @@ def process_date(
 
     return L2AResult(
         product=product, groups=groups, cloud_percent=cloud_pct, snow_percent=snow_pct, nodata_percent=nodata_pct,
-        lut_source=lut.source, aot_method="MULTISPECTRAL", params=params.to_dict(),
+        lut_source=lut.source, aot_method=aot_method, params=params.to_dict(),
         mean_aot=_nanmean(aot_c, valid_c, xp), mean_water_vapour=_nanmean(wv_c, valid_c, xp),
         software_version=f"gpumaja {__version__}",
     )

@@ -5,8 +5,12 @@ A square 10 m tile of `size` x `size` pixels at the upper-left corner of MGRS ti
 - a static landscape (:func:`make_landscape`): smooth fractal DEM (~150-2300 m), water bodies in low
   ground, urban patches, forest, grassland, crop parcels (irregular, each with its own soil brightness
   and green-up date) and rock on high ground;
+- abrupt parcel-level surface changes (:func:`make_landscape`, :func:`surface_reflectance`): ~30 % of the
+  crop parcels are harvested / ploughed on a day of year drawn per parcel in 15-120 (vegetation cover
+  drops to 0.05 over freshly tilled, slightly darker soil, and stays so), ~40 % of the grass parcels are
+  mown on such a day (cover halved, regrowing linearly over 30 days);
 - per date (:func:`synthesize_date`): surface reflectance from class spectra and the season (crop and
-  grass green-up, snow above a date-dependent snow line in winter), smooth AOT (550 nm) and water
+  grass green-up, harvests and mowing, snow above a date-dependent snow line in winter), smooth AOT (550 nm) and water
   vapour fields, thick clouds (thresholded fractal field, optical thickness tapering to 0 at the
   edges, one altitude of 1-8 km per cloud object, seen with view parallax), their geometric shadows
   (projected from the cloud's altitude along the sun direction, dimming the direct beam), a thin
@@ -93,6 +97,17 @@ SHADOW_SUN_MAX = 0.5  # truth shadow mask: direct beam reduced below half
 ENV_RADIUS_M = 500.0  # environment: box mean of surface reflectance, 1 km wide
 
 SKY_KINDS = ("clear", "partly", "very_cloudy", "cirrus")
+
+# abrupt surface changes (parcel level): harvest / ploughing of crops, mowing of grass
+HARVEST_FRACTION = 0.3  # of the crop parcels
+HARVEST_DOY_RANGE = (15, 120)  # harvest day of year drawn uniformly (integer, inclusive) per parcel
+HARVEST_COVER = 0.05  # vegetation cover of a harvested parcel from its harvest day on
+HARVEST_SOIL_FACTOR = 0.9  # freshly tilled soil is slightly darker (rougher, moister)
+MOW_FRACTION = 0.4  # of the grass parcels
+MOW_DOY_RANGE = (15, 120)
+MOW_COVER_FACTOR = 0.5  # cover multiplied by this on the mowing day ...
+MOW_REGROWTH_DAYS = 30.0  # ... and back to normal linearly over this many days
+NO_EVENT_DOY = np.inf  # harvest_doy / mow_doy of pixels without an event
 
 
 # --------------------------------------------------------------------------------------------------
@@ -264,6 +279,8 @@ class Landscape:
     texture: np.ndarray  # float32 multiplicative texture (~1)
     x: np.ndarray  # (size,) pixel-centre x
     y: np.ndarray  # (size,) pixel-centre y
+    harvest_doy: np.ndarray  # float32 harvest day of year of crop pixels, NO_EVENT_DOY (inf) if none
+    mow_doy: np.ndarray  # float32 mowing day of year of grass pixels, NO_EVENT_DOY (inf) if none
 
     @property
     def width_m(self) -> float:
@@ -272,6 +289,14 @@ class Landscape:
     @property
     def water(self) -> np.ndarray:
         return self.classes == CLASS_CODE["water"]
+
+    def harvested(self, day: date) -> np.ndarray:
+        """Crop pixels harvested on or before `day` (bool)."""
+        return self.harvest_doy <= day.timetuple().tm_yday
+
+    def mown(self, day: date) -> np.ndarray:
+        """Grass pixels mown on or before `day` (bool), regrown or not."""
+        return self.mow_doy <= day.timetuple().tm_yday
 
 
 def check_size(size: int) -> None:
@@ -318,26 +343,55 @@ def make_landscape(size: int, seed: int) -> Landscape:
                + 0.02 * rng.standard_normal(shape)).astype(np.float32)
     x = UL_X + 10.0 * (np.arange(size) + 0.5)
     y = UL_Y - 10.0 * (np.arange(size) + 0.5)
+    harvest_doy, mow_doy = _surface_events(seed, nparcel, parcel, classes)
     return Landscape(size, seed, dem, classes, parcel.astype(np.int32),
                      p_soil[parcel].astype(np.float32), p_green[parcel].astype(np.float32),
-                     p_fcmax[parcel].astype(np.float32), texture, x, y)
+                     p_fcmax[parcel].astype(np.float32), texture, x, y, harvest_doy, mow_doy)
+
+
+def _surface_events(seed: int, nparcel: int, parcel: np.ndarray,
+                    classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel harvest and mowing days (float32 day of year, NO_EVENT_DOY where none).
+
+    Drawn per parcel from their own random stream ([seed, 3]), so the rest of the landscape is the one
+    generated before these events existed. Only crop (harvest) and grass (mowing) pixels of a parcel get
+    its day; forest, urban, water and rock pixels inside a parcel never change."""
+    rng = np.random.default_rng([seed, 3])
+    harvested = rng.random(nparcel) < HARVEST_FRACTION
+    harvest_day = rng.integers(HARVEST_DOY_RANGE[0], HARVEST_DOY_RANGE[1] + 1, nparcel)
+    mown = rng.random(nparcel) < MOW_FRACTION
+    mow_day = rng.integers(MOW_DOY_RANGE[0], MOW_DOY_RANGE[1] + 1, nparcel)
+    crop = (classes == CLASS_CODE["crop"]) & harvested[parcel]
+    grass = (classes == CLASS_CODE["grass"]) & mown[parcel]
+    harvest_doy = np.where(crop, harvest_day[parcel], NO_EVENT_DOY).astype(np.float32)
+    mow_doy = np.where(grass, mow_day[parcel], NO_EVENT_DOY).astype(np.float32)
+    return harvest_doy, mow_doy
 
 
 def surface_reflectance(
     land: Landscape, day: date, snow_line_m: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(13, H, W) float32 surface reflectance for a day, and the snow mask (bool)."""
+    """(13, H, W) float32 surface reflectance for a day, and the snow mask (bool).
+
+    Harvested crop pixels (``day`` on or after their harvest day) have cover HARVEST_COVER over soil
+    darkened by HARVEST_SOIL_FACTOR; mown grass pixels have their cover multiplied by
+    1 - (1 - MOW_COVER_FACTOR)·max(0, 1 - (doy - mow_doy) / MOW_REGROWTH_DAYS)."""
     doy = day.timetuple().tm_yday
     spec = {k: np.asarray(v, np.float32)[:, None, None] for k, v in SPECTRA.items()}
     c = land.classes
     # vegetation cover per pixel
     season = 0.5 - 0.5 * math.cos(2 * math.pi * (doy - 15) / 365.0)  # 0 mid-January, 1 mid-July
     fc_crop = 0.1 + (land.fc_max - 0.1) / (1.0 + np.exp(-(doy - land.greenup_doy) / 12.0))
+    harvested = land.harvested(day)
+    fc_crop = np.where(harvested, HARVEST_COVER, fc_crop)
+    mow_recovery = np.clip((doy - land.mow_doy) / MOW_REGROWTH_DAYS, 0.0, 1.0)  # 1 where never mown
+    mow_factor = np.where(land.mown(day), 1.0 - (1.0 - MOW_COVER_FACTOR) * (1.0 - mow_recovery), 1.0)
     fc = np.where(c == CLASS_CODE["crop"], fc_crop, 0.0)
-    fc = np.where(c == CLASS_CODE["grass"], 0.5 + 0.35 * season * land.fc_max, fc)
+    fc = np.where(c == CLASS_CODE["grass"], (0.5 + 0.35 * season * land.fc_max) * mow_factor, fc)
     fc = np.where(c == CLASS_CODE["urban"], 0.2, fc)
     fc = np.where(c == CLASS_CODE["rock"], 0.15 + 0.2 * season, fc).astype(np.float32)
-    soil = spec["soil"] * land.soil_brightness[None]
+    brightness = np.where(harvested, land.soil_brightness * HARVEST_SOIL_FACTOR, land.soil_brightness)
+    soil = spec["soil"] * brightness[None].astype(np.float32)
     rho = fc[None] * spec["vegetation"] + (1.0 - fc[None]) * soil
     rho = np.where((c == CLASS_CODE["urban"])[None], 0.2 * spec["vegetation"] + 0.8 * spec["urban"]
                    * land.soil_brightness[None], rho)
@@ -436,9 +490,9 @@ def make_clouds(rng: np.random.Generator, land: Landscape, sky: str, sun_zen: fl
             h = float(alts[k])
             r0, c0 = sl[0].start + r_lo, sl[1].start + c_lo  # true position in tile coarse coords
             vr, vc = disp(h, view_zen, view_az)
-            _paste_max(tau_c, alt_c, obj, h, r0 + round(-vr), c0 + round(-vc))
+            _paste_max(tau_c, alt_c, obj, h, r0 + round(vr), c0 + round(vc))
             sr, sc = disp(h, sun_zen, sun_az)
-            _paste_max(sh_c, None, obj, h, r0 + round(-sr), c0 + round(-sc))
+            _paste_max(sh_c, None, obj, h, r0 + round(sr), c0 + round(sc))
     # cirrus: a thin, wide, high layer
     ci_alt = float(rng.uniform(8000, 12000))
     ci_c = np.zeros((n, n), np.float32)
@@ -620,6 +674,8 @@ def synthesize_date(land: Landscape, plan: DatePlan, lut: ForwardLUT | None = No
         "cirrus_percent": round(100.0 * float(cirrus_mask.mean()), 3),
         "shadow_percent": round(100.0 * float(shadow_mask.mean()), 3),
         "snow_percent": round(100.0 * float(snow.mean()), 3),
+        "harvested_percent": round(100.0 * float(land.harvested(plan.day).mean()), 3),
+        "mown_percent": round(100.0 * float(land.mown(plan.day).mean()), 3),
         "water_percent": round(100.0 * float(land.water.mean()), 3),
         "mean_aot": round(float(aot.mean()), 4),
         "mean_water_vapour": round(float(wv.mean()), 4),
