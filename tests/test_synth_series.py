@@ -174,6 +174,7 @@ def _read_safe():
 def test_read_back_with_read_safe(written, truths):
     read_safe = _read_safe()
     _, safes, _ = written
+    checked = {"B03": 0, "B11": 0, "B09": 0}
     for safe, t in zip(safes, truths):
         p = read_safe(safe)
         assert p.sensor == "S2" and p.tile == "T31TCJ" and p.orbit == 51
@@ -204,5 +205,6 @@ def test_read_back_with_read_safe(written, truths):
             np.testing.assert_allclose(rho, (dn - 1000.0) / 10000.0, atol=1e-9)
             f = RES[b] // 10
             mask = scene.block_mean(clear.astype(float), f) == 1
-            assert mask.any()
+            checked[b] += int(mask.sum())  # a cloudy date of this tiny scene may have no clear 60 m block
             np.testing.assert_allclose(rho[mask], t.toa[b][mask], atol=1e-4)
+    assert all(n > 0 for n in checked.values()), checked
