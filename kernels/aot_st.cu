@@ -27,29 +27,7 @@
 // Outputs: aot (tau0 clamped to [aot_min, aot_max], NaN = none), n_used (MS + MT samples), method
 // (0 none, 1 MS, 2 MT (+ MS)).
 
-#define LM_LAMBDA0 1.0e-3
-#define LM_LAMBDA_FACTOR 10.0
-
-__device__ __forceinline__ void st_locate(const float* __restrict__ axis, int n, double x, int* i, double* w)
-{
-    int k = 0;
-    while (k < n - 2 && (double)axis[k + 1] <= x) ++k;
-    const double a0 = (double)axis[k];
-    const double a1 = (double)axis[k + 1];
-    *i = k;
-    *w = (x - a0) / (a1 - a0);
-}
-
-// Bilinear (altitude, TOA*) value of table[n_alt][n_aot][n_toa] at AOT node k.
-__device__ __forceinline__ double st_toc_at(const float* __restrict__ table, int n_aot, int n_toa,
-                                            int ia, double wa, int it, double wt, int k)
-{
-    const size_t r0 = ((size_t)ia * n_aot + k) * n_toa + it;
-    const size_t r1 = ((size_t)(ia + 1) * n_aot + k) * n_toa + it;
-    const double v0 = (1.0 - wt) * (double)table[r0] + wt * (double)table[r0 + 1];
-    const double v1 = (1.0 - wt) * (double)table[r1] + wt * (double)table[r1 + 1];
-    return (1.0 - wa) * v0 + wa * v1;
-}
+#include "aot_device.cuh"
 
 struct StEval {
     double cost, g0, g1, h00, h01, h11;
@@ -244,7 +222,7 @@ extern "C" __global__ void aot_st_lm(const float* __restrict__ toa_mt,
         const double tc0 = fmin(fmax(tau0, lut_lo), lut_hi);
         int k0;
         double wk0;
-        st_locate(aot_axis, n_aot, tc0, &k0, &wk0);
+        gpumaja_locate(aot_axis, n_aot, tc0, &k0, &wk0);
         const double dtau0 = (double)aot_axis[k0 + 1] - (double)aot_axis[k0];
         if (ms_valid) {
             for (int a = -half_window; a <= half_window; ++a) {
@@ -256,13 +234,13 @@ extern "C" __global__ void aot_st_lm(const float* __restrict__ toa_mt,
                     const double h = fmin(fmax((double)altitude[p], alt_lo), alt_hi);
                     int ia, ib, ir;
                     double wa, wb, wr;
-                    st_locate(alt_axis, n_alt, h, &ia, &wa);
-                    st_locate(toa_axis, n_toa, (double)toa_blue[p], &ib, &wb);
-                    st_locate(toa_axis, n_toa, (double)toa_red[p], &ir, &wr);
-                    const double d0 = st_toc_at(toc_blue, n_aot, n_toa, ia, wa, ib, wb, k0)
-                        - (ms_slope * st_toc_at(toc_red, n_aot, n_toa, ia, wa, ir, wr, k0) + ms_intercept);
-                    const double d1 = st_toc_at(toc_blue, n_aot, n_toa, ia, wa, ib, wb, k0 + 1)
-                        - (ms_slope * st_toc_at(toc_red, n_aot, n_toa, ia, wa, ir, wr, k0 + 1) + ms_intercept);
+                    gpumaja_locate(alt_axis, n_alt, h, &ia, &wa);
+                    gpumaja_locate(toa_axis, n_toa, (double)toa_blue[p], &ib, &wb);
+                    gpumaja_locate(toa_axis, n_toa, (double)toa_red[p], &ir, &wr);
+                    const double d0 = gpumaja_toc_at(toc_blue, n_aot, n_toa, ia, wa, ib, wb, k0)
+                        - (ms_slope * gpumaja_toc_at(toc_red, n_aot, n_toa, ia, wa, ir, wr, k0) + ms_intercept);
+                    const double d1 = gpumaja_toc_at(toc_blue, n_aot, n_toa, ia, wa, ib, wb, k0 + 1)
+                        - (ms_slope * gpumaja_toc_at(toc_red, n_aot, n_toa, ia, wa, ir, wr, k0 + 1) + ms_intercept);
                     const double wp = w_ms * (ndvi_slope * fmax((double)ndvi[p], 0.0) + ndvi_intercept);
                     const double r = wp * ((1.0 - wk0) * d0 + wk0 * d1);
                     const double jac = wp * (d1 - d0) / dtau0;
@@ -276,7 +254,7 @@ extern "C" __global__ void aot_st_lm(const float* __restrict__ toa_mt,
             const double tc1 = fmin(fmax(tau1, lut_lo), lut_hi);
             int k1;
             double wk1;
-            st_locate(aot_axis, n_aot, tc1, &k1, &wk1);
+            gpumaja_locate(aot_axis, n_aot, tc1, &k1, &wk1);
             const double dtau1 = (double)aot_axis[k1 + 1] - (double)aot_axis[k1];
             for (int a = -half_window; a <= half_window; ++a) {
                 const int y = min(max(ny + a * mt_I, 0), cy - 1);
@@ -287,13 +265,13 @@ extern "C" __global__ void aot_st_lm(const float* __restrict__ toa_mt,
                     const double h = fmin(fmax((double)altitude[p], alt_lo), alt_hi);
                     int ia, it, il;
                     double wa, wt, wl;
-                    st_locate(alt_axis, n_alt, h, &ia, &wa);
-                    st_locate(toa_axis, n_toa, (double)toa_mt[p], &it, &wt);
-                    st_locate(toa_axis, n_toa, (double)rta_mt[p], &il, &wl);
-                    const double a0 = st_toc_at(toc_mt, n_aot, n_toa, ia, wa, it, wt, k0);
-                    const double a1 = st_toc_at(toc_mt, n_aot, n_toa, ia, wa, it, wt, k0 + 1);
-                    const double b0 = st_toc_at(table_l, n_aot, n_toa, ia, wa, il, wl, k1);
-                    const double b1 = st_toc_at(table_l, n_aot, n_toa, ia, wa, il, wl, k1 + 1);
+                    gpumaja_locate(alt_axis, n_alt, h, &ia, &wa);
+                    gpumaja_locate(toa_axis, n_toa, (double)toa_mt[p], &it, &wt);
+                    gpumaja_locate(toa_axis, n_toa, (double)rta_mt[p], &il, &wl);
+                    const double a0 = gpumaja_toc_at(toc_mt, n_aot, n_toa, ia, wa, it, wt, k0);
+                    const double a1 = gpumaja_toc_at(toc_mt, n_aot, n_toa, ia, wa, it, wt, k0 + 1);
+                    const double b0 = gpumaja_toc_at(table_l, n_aot, n_toa, ia, wa, il, wl, k1);
+                    const double b1 = gpumaja_toc_at(table_l, n_aot, n_toa, ia, wa, il, wl, k1 + 1);
                     const double t_d = (1.0 - wk0) * a0 + wk0 * a1;
                     const double t_l = (1.0 - wk1) * b0 + wk1 * b1;
                     const double s_d = (a1 - a0) / dtau0;

@@ -69,15 +69,28 @@ def score_products(series: Path, out: Path, keys: dict[str, str], skip: set[str]
 
     acc: dict = {"sre": {}, "aot": {}}
     per_date = []
+    from gpumaja.io.muscate_mtd import read_mtd
+
     for prod in sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        ds = open_l2a(prod, "R2")
-        key = ds.attrs["acquired"][:10].replace("-", "")
+        key = prod.name.split("_")[1][:8]
         if key in skip or key not in keys:
             continue
         t = truth_r2(series, key)
+        meta = read_mtd(next(prod.glob("*_MTD_ALL.xml")))
+        if not meta.get("valid", True):
+            # a metadata-only product (cloud > max_cloud_percentage): the product declares the whole
+            # date cloudy; score it so (every pixel cloud, no shadow, no reflectance)
+            edge = np.zeros(t["cloud"].shape, bool)
+            everything = np.ones(t["cloud"].shape, bool)
+            d_acc = {}
+            for a in (acc, d_acc):
+                _r2_grid_scores(a, everything, ~everything, t, edge)
+            per_date.append({"date": key, "valid": False, **{k: vs.scores(v) for k, v in d_acc.items()}})
+            continue
+        ds = open_l2a(prod, "R2")
         edge = ds["edg"].values.astype(bool)
         clm = ds["clm"].values
-        d_acc: dict = {}
+        d_acc = {}
         for a in (acc, d_acc):
             _r2_grid_scores(a, (clm & CLM_ALL_CLOUDS) > 0, (clm & CLM_SHADOWS) > 0, t, edge)
         land = t["clear"] & ~t["water"] & ~edge
@@ -107,14 +120,14 @@ def score_peers(series: Path, keys: dict[str, str], skip: set[str]) -> dict:
         if key in skip:
             continue
         inp = read_date(product, backend, series / "truth" / "dem.tif")
-        toa = {b: g.toa[i] for g in inp.groups.values() for i, b in enumerate(g.bands)}
+        toa = {b: backend.to_numpy(g.toa[i]) for g in inp.groups.values() for i, b in enumerate(g.bands)}
         r2 = inp.groups["R2"].grid
         edge = np.isnan(inp.groups["R2"].toa).any(axis=0)
         t = truth_r2(series, key)
         for name, fn in (("s2cloudless", peers.s2cloudless_mask), ("ukis-csmask", peers.ukis_csmask_mask)):
             try:
                 t0 = time.perf_counter()
-                out = fn(toa, r2)
+                out = fn(toa, r2.shape, grid_res_m=r2.resolution)
                 seconds = time.perf_counter() - t0
             except ImportError as exc:
                 res.setdefault(name, {"error": f"not installed: {exc}"})
@@ -136,11 +149,12 @@ def score_peers(series: Path, keys: dict[str, str], skip: set[str]) -> dict:
     return out
 
 
-def run_gpumaja(series: Path, mode: str, params, backend, workdir: Path) -> tuple[Path, float]:
+def run_gpumaja(series: Path, mode: str, params, backend, workdir: Path, reuse: bool) -> tuple[Path, float]:
     from gpumaja.pipeline.l2a import run_l2a
-    from gpumaja.pipeline.luts import LUTCache  # noqa: F401  (the default 6S LUTs)
 
     out = workdir / f"l2a_{mode}"
+    if reuse and out.is_dir() and any(out.iterdir()) and not (out / ".gpumaja").exists():
+        return out, float("nan")
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
     run_l2a([series], out, backend, params, dem=series / "truth" / "dem.tif", mode=mode)
@@ -176,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu", choices=("cpu", "gpu", "auto"))
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--workdir", type=Path, help="keep the L2A products there (default: a removed temporary folder)")
+    ap.add_argument("--reuse", action="store_true", help="reuse complete L2A outputs found in --workdir")
     ap.add_argument("--json-out", type=Path, default=DEFAULT_JSON)
     ap.add_argument("--md-out", type=Path, default=DEFAULT_MD)
     args = ap.parse_args(argv)
@@ -189,17 +205,19 @@ def main(argv: list[str] | None = None) -> int:
     meta = json.loads((series / "truth" / "truth.json").read_text())
     keys = {d["key"]: d["sky"] for d in meta["dates"]}
     skip = {min(keys)}
-    work = Path(tempfile.mkdtemp(prefix="gpumaja_val_"))
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="gpumaja_val_"))
+    work.mkdir(parents=True, exist_ok=True)
     res: dict = {"methods": {}}
     try:
         for label, mode in (("gpumaja multi-temporal", "auto"), ("gpumaja mono-temporal (INIT)", "init")):
-            out, seconds = run_gpumaja(series, mode, params, backend, work)
+            out, seconds = run_gpumaja(series, mode, params, backend, work, args.reuse)
             print(f"  {label}: {seconds:.1f} s", file=sys.stderr)
             res["methods"][label] = {**score_products(series, out, keys, skip), "seconds": round(seconds, 1)}
         if not args.no_peers:
             res["methods"].update(score_peers(series, keys, skip))
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
         if args.series is None:
             shutil.rmtree(series, ignore_errors=True)
     res["config"] = {"series": str(args.series) if args.series else "(temporary, removed)",

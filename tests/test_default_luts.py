@@ -15,8 +15,8 @@ import pytest
 
 from gpumaja.atmosphere.gas import gas_correction
 from gpumaja.atmosphere.toc import apply_minilut
-from gpumaja.io.lutfile import default_lut_path, load_lut
 from gpumaja.errors import InputError
+from gpumaja.io.lutfile import default_lut_path, load_lut
 
 SENSORS = ("S2A", "S2B", "L8")
 

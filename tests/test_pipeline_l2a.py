@@ -28,7 +28,7 @@ from tests.lut_fakes import fake_runner
 DEFAULT_S2A_LUT = Path(gpumaja.__file__).parent / "data" / "luts" / "gpumaja_6S_S2A_CONTINEN.npz"
 S2A_NAME = "SENTINEL2A_20240120-105850-500_L2A_T31TCJ_C_V1-0"
 S2B_NAME = "SENTINEL2B_20240305-105854-168_L2A_T31TCJ_C_V1-0"
-EXPECTED_STAGES = {"read", "coarse toa", "reduce lut", "water vapour", "gas coarse", "tocr", "masks", "aot",
+EXPECTED_STAGES = {"read", "coarse toa", "reduce lut", "water vapour", "gas coarse", "tocr", "masks", "multi-temporal masks", "aot",
                    "environment", "sre/fre R1", "masks R1", "sre/fre R2", "masks R2"}
 
 

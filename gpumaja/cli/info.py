@@ -12,8 +12,8 @@ from gpumaja.backend import Backend, select_backend
 from gpumaja.cli.common import Device, print_json, progress_bar
 from gpumaja.errors import SeriesError
 from gpumaja.io.bands import read_dn
-from gpumaja.io.series import assemble_series, expand_inputs
 from gpumaja.io.products import open_product
+from gpumaja.io.series import assemble_series, expand_inputs
 from gpumaja.model.product import L1CProduct
 from gpumaja.radiometry.toa import FLAG_NODATA, dn_to_toa
 

@@ -50,9 +50,9 @@ from gpumaja.io.muscate_mtd import (
 )
 from gpumaja.io.quicklook import write_quicklook
 from gpumaja.io.stac import l2a_stac_item
-from gpumaja.model.product import L1CProduct
 from gpumaja.model.l2a import L2AGroup, L2AResult
 from gpumaja.model.params import L2Params
+from gpumaja.model.product import L1CProduct
 
 log = logging.getLogger(__name__)
 

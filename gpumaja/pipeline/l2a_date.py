@@ -161,6 +161,7 @@ def process_date(
                                                               topo_c, slope_c, params, xp)
         water = possible_water
         parts = {}
+    with st("multi-temporal masks"):
         if nominal:
             sun = tuple(xp.asarray(a) for a in angles_on_grid(product.sun, cg))
             view = tuple(xp.asarray(a) for a in angles_on_grid(product.view[params.shadow_band], cg))
