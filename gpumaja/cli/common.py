@@ -45,7 +45,8 @@ def print_json(data: Any) -> None:
 
 @contextmanager
 def progress_bar(description: str, total: int | None):
-    """A rich progress bar on stderr (hidden with -q); yields advance(n=1, description=None)."""
+    """A rich progress bar on stderr (hidden with -q); yields advance(n=1, description=None, total=None)
+    (`total` changes the bar's length, e.g. once a series' plan is known)."""
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -58,9 +59,11 @@ def progress_bar(description: str, total: int | None):
     with progress:
         task = progress.add_task(description, total=total)
 
-        def advance(n: int = 1, description: str | None = None) -> None:
+        def advance(n: int = 1, description: str | None = None, total: int | None = None) -> None:
             if description is not None:
                 progress.update(task, description=description)
+            if total is not None:
+                progress.update(task, total=total)
             progress.advance(task, n)
 
         yield advance

@@ -45,8 +45,8 @@ def demo(
     t0 = time.perf_counter()
     with progress_bar("L2A", len(paths)) as advance:
         summaries = run_l2a(paths, out / "L2A", backend, L2Params(), dem=synth_dir / "truth" / "dem.tif",
-                            overwrite=True, on_product=lambda i, n, name: advance(0 if i == 0 else 1,
-                                                                                  description=f"L2A {name[:24]}"))
+                            overwrite=True, on_product=lambda i, n, name: advance(
+                                0 if i == 0 else 1, description=f"L2A step {i + 1}/{n} {name[:24]}", total=n))
         advance(1, description="L2A done")
     timings["l2a_s"] = time.perf_counter() - t0
 

@@ -43,7 +43,7 @@ def l2a(
     backend = select_backend(device.value)
     with progress_bar("L2A", None) as advance:
         def on_product(i: int, n: int, name: str) -> None:
-            advance(0 if i == 0 else 1, description=f"L2A step {i + 1}/{n} {name}")
+            advance(0 if i == 0 else 1, description=f"L2A step {i + 1}/{n} {name}", total=n)
 
         summaries = run_l2a(inputs, out, backend, p, dem=dem, gipp=gipp, lut_file=lut, overwrite=overwrite,
                             on_product=on_product, resume=resume, mode=mode.value)
