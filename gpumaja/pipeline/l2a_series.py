@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 import logging
 import math
@@ -288,10 +287,6 @@ def memory_plan_for(products: Sequence[L1CProduct], params: L2Params, backend: B
 
 
 # ------------------------------------------------------------------------------------ one step
-def _accepts_composite() -> bool:
-    return "composite" in inspect.signature(process_date).parameters
-
-
 _STATE_ARRAYS = ("rta", "rcr", "rtc", "pxd", "ndt", "sto", "cld", "pwa", "twa")
 
 
@@ -368,7 +363,6 @@ def _run_tile(tr: TileRun, luts: LUTCache, params: L2Params, backend: Backend, o
               resume: bool, overwrite: bool, on_step: OnStep | None, offset: int, total: int,
               mem: MemoryPlan, keep_checkpoint: bool) -> list[dict]:
     xp = backend.xp
-    nominal = _accepts_composite()
     kill_after = int(os.environ.get(KILL_ENV, "0") or 0)
     steps, state = tr.steps, tr.state
     summaries: list[dict] = []
@@ -388,7 +382,7 @@ def _run_tile(tr: TileRun, luts: LUTCache, params: L2Params, backend: Backend, o
                 with stages("read"):
                     inp = reader.get(k)
                 coarse: dict = {}
-                extra = {"composite": _to_device(state, backend)} if nominal and state is not None else {}
+                extra = {"composite": _to_device(state, backend)} if state is not None else {}
                 with strip_plan(mem.strip_rows):
                     result = process_date(inp, luts.for_platform(product.platform), params, backend, stages,
                                           coarse_out=coarse, **extra)
