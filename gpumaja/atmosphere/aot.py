@@ -206,22 +206,23 @@ def aot_node_positions(n: int, step: int) -> np.ndarray:
     return np.minimum(np.arange(count) * int(step) + int(step) // 2, int(n) - 1)
 
 
-def _check_ms_inputs(arrays: dict, params: L2Params, lut: MiniLUT) -> tuple[int, int]:
+def _check_ms_inputs(arrays: dict, params: L2Params, lut: MiniLUT, caller: str = "aot_multispectral") -> tuple[int, int]:
+    """The (cy, cx) shape shared by `arrays`, after checking the AOT-grid parameters (errors name `caller`)."""
     shapes = {name: tuple(a.shape) for name, a in arrays.items()}
     first = next(iter(shapes.values()))
     if len(first) != 2 or any(s != first for s in shapes.values()):
-        raise InputError(f"aot_multispectral: inputs must share one (cy, cx) shape, got {shapes}")
+        raise InputError(f"{caller}: inputs must share one (cy, cx) shape, got {shapes}")
     for name in ("step_aot", "sampling_interval_min", "increment_n_distance"):
         if int(getattr(params, name)) < 1:
-            raise InputError(f"aot_multispectral: L2Params.{name} must be >= 1, got {getattr(params, name)!r}")
+            raise InputError(f"{caller}: L2Params.{name} must be >= 1, got {getattr(params, name)!r}")
     if params.half_window_size < 0 or params.sampling_interval_max < params.sampling_interval_min:
         raise InputError(
-            "aot_multispectral: L2Params needs half_window_size >= 0 and "
+            f"{caller}: L2Params needs half_window_size >= 0 and "
             f"sampling_interval_max >= sampling_interval_min, got {params.half_window_size}, "
             f"{params.sampling_interval_min}..{params.sampling_interval_max}"
         )
     if not params.aot_min < lut.aot_max:
-        raise InputError(f"aot_multispectral: L2Params.aot_min {params.aot_min} must be below the LUT's last AOT "
+        raise InputError(f"{caller}: L2Params.aot_min {params.aot_min} must be below the LUT's last AOT "
                          f"{lut.aot_max}")
     return first
 

@@ -72,6 +72,7 @@ import numpy as np
 from gpumaja.atmosphere.aot import (
     LM_LAMBDA0,
     LM_LAMBDA_FACTOR,
+    _check_ms_inputs,
     _intervals,
     _locate,
     _toc_profile,
@@ -242,22 +243,7 @@ _NEEDED_BANDS = ("mt_aot_band", "blue_band", "red_band", "stdev_band")
 
 def _check_inputs(arrays: dict, lut: MiniLUT, ltc: np.ndarray | None, ltc_days: np.ndarray,
                   params: L2Params) -> tuple[int, int]:
-    shapes = {name: tuple(a.shape) for name, a in arrays.items()}
-    first = next(iter(shapes.values()))
-    if len(first) != 2 or any(s != first for s in shapes.values()):
-        raise InputError(f"aot_spectrotemporal: inputs must share one (cy, cx) shape, got {shapes}")
-    for name in ("step_aot", "sampling_interval_min", "increment_n_distance"):
-        if int(getattr(params, name)) < 1:
-            raise InputError(f"aot_spectrotemporal: L2Params.{name} must be >= 1, got {getattr(params, name)!r}")
-    if params.half_window_size < 0 or params.sampling_interval_max < params.sampling_interval_min:
-        raise InputError(
-            "aot_spectrotemporal: L2Params needs half_window_size >= 0 and "
-            f"sampling_interval_max >= sampling_interval_min, got {params.half_window_size}, "
-            f"{params.sampling_interval_min}..{params.sampling_interval_max}"
-        )
-    if not params.aot_min < lut.aot_max:
-        raise InputError(f"aot_spectrotemporal: L2Params.aot_min {params.aot_min} must be below the LUT's last "
-                         f"AOT {lut.aot_max}")
+    first = _check_ms_inputs(arrays, params, lut, caller="aot_spectrotemporal")
     expected = (lut.altitude.size, lut.aot.size, lut.toa.size)
     n_ltc = 0 if ltc is None else ltc.shape[0]
     if ltc is not None and (ltc.ndim != 4 or tuple(ltc.shape[1:]) != expected):
