@@ -95,12 +95,19 @@ def test_synth_then_demo_small(capsys, tmp_path):
     code, out, _ = call(capsys, "info", str(tmp_path / "s"), "--json", "--device", "cpu")
     assert code == 0 and json.loads(out)["series"]["one_series"]
 
-    code, out, err = call(capsys, "-q", "demo", "--out", str(tmp_path / "d"), "--dates", "2", "--size", "120",
+    code, out, err = call(capsys, "-q", "demo", "--out", str(tmp_path / "d"), "--dates", "3", "--size", "120",
                           "--device", "cpu", "--json")
     assert code == 0, err
     result = json.loads(out)
     # synth -> l2a: one MUSCATE product per date, each compared with the truth of its date
-    assert len(result["products"]) == 2
+    assert len(result["products"]) == 3
+    # -> l3a at the middle date -> one snow map per valid date -> SCD over the series' period
+    n_valid = sum(p["valid"] for p in result["products"])
+    assert Path(result["l3a"]["product"]).is_dir() and Path(result["l3a"]["quicklook"]).is_file()
+    assert len(result["l3a"]["inputs"]) == n_valid
+    assert len(result["snow"]) == n_valid and all(Path(s["product"]).is_dir() for s in result["snow"])
+    assert Path(result["scd"]["map"]).is_file() and result["scd"]["n_inputs"] == n_valid
+    assert 0 <= result["scd"]["mean_scd_days"] <= result["scd"]["n_days"]
     for p in result["products"]:
         assert Path(p["product"]).is_dir() and p["cloud_percent_truth"] is not None
         assert 0.0 <= p["cloud_percent"] <= 100.0

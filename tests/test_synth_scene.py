@@ -42,6 +42,19 @@ def test_calendar_platforms_and_sky():
     assert scene.plan_dates(1, date(2024, 6, 1))[0].day == date(2024, 6, 1)
 
 
+def test_calendar_revisit():
+    plans = scene.plan_dates(5, date(2023, 11, 1), revisit_days=12)
+    assert [p.day for p in plans] == [date(2023, 11, 1) + timedelta(days=12 * i) for i in range(5)]
+    assert [p.platform for p in plans[:2]] == ["SENTINEL-2A", "SENTINEL-2B"]
+    assert [p.sky for p in plans[:4]] == ["clear", "partly", "very_cloudy", "clear"]
+    # the absolute orbit follows the day (14.3 orbits per day), whatever the revisit
+    a, b = scene.plan_dates(3, date(2024, 1, 20), revisit_days=10)[::2]
+    assert b.absolute_orbit - a.absolute_orbit == 286
+    for bad in (0, -5, 2.5):
+        with pytest.raises(ValueError, match="revisit"):
+            scene.plan_dates(2, revisit_days=bad)
+
+
 def test_sun_position_toulouse_winter_and_summer():
     from datetime import datetime
 
@@ -136,9 +149,129 @@ def test_snow_on_high_ground_in_winter(series):
     assert t.snow_line_m is not None and t.snow.any()
     assert np.median(land.dem[t.snow]) > np.median(land.dem)
     ndsi = (t.surface[2] - t.surface[11]) / (t.surface[2] + t.surface[11])
-    assert np.all(ndsi[t.snow] > 0.4)
+    # a snow pixel has a snow fraction > 0.5: a 50/50 mix of snow (green 0.92, SWIR 0.08) and the
+    # brightest soil (x 1.25, texture ~1.1: 0.18 / 0.45) has NDSI (0.55 - 0.27) / (0.55 + 0.27) ~ 0.35;
+    # from a 60 % snow fraction on, NDSI ~ (0.62 - 0.23) / (0.62 + 0.23) ~ 0.46
+    fs, _ = scene.snow_cover(land, t.snow_line_m)
+    assert np.all(ndsi[t.snow] > 0.3)
+    assert np.all(ndsi[fs >= 0.6] > 0.4)
     summer = scene.synthesize_date(land, scene.plan_dates(1, date(2024, 7, 15))[0])
     assert not summer.snow.any()
+
+
+# --------------------------------------------------------------------------------------------------
+# The daily snow truth: snow line = f(seed, day)
+# --------------------------------------------------------------------------------------------------
+
+def _days(first: date, last: date):
+    return [first + timedelta(days=k) for k in range((last - first).days + 1)]
+
+
+def _winter(day: date) -> float:
+    return 0.5 + 0.5 * np.cos(2 * np.pi * (day.timetuple().tm_yday - 15) / 365.0)
+
+
+def test_clouds_and_atmosphere_unchanged_by_the_daily_snow_line(series):
+    # values of the generator before the snow line became a function of (seed, day) (git 730e48d):
+    # the random draws it made for the snow line are kept, so clouds, AOT and water vapour are the same
+    _, truths = series
+    before = {date(2024, 1, 5): (0.0, 0.0, 0.1682, 0.901), date(2024, 1, 10): (13.998, 29.002, 0.3011, 0.7347),
+              date(2024, 1, 15): (88.229, 0.0, 0.0697, 1.0861), date(2024, 1, 20): (0.0, 0.0, 0.1557, 1.1142)}
+    for t in truths:
+        s = t.stats
+        assert (s["cloud_percent"], s["cirrus_percent"], s["mean_aot"], s["mean_water_vapour"]) == before[t.plan.day]
+    assert float(_by_sky(truths, "partly").cloud_tau.sum()) == pytest.approx(155167.96875, rel=1e-6)
+
+
+def test_snow_line_of_a_day_does_not_depend_on_the_dates_generated(series):
+    land, truths = series
+    jan15 = next(t for t in truths if t.plan.day == date(2024, 1, 15))  # 3rd date of a 5-day series
+    # the same day as the only date of a series, or inside a 10-day series started elsewhere
+    alone = scene.synthesize_date(land, scene.plan_dates(1, date(2024, 1, 15))[0])
+    other = scene.synthesize_date(land, scene.plan_dates(3, date(2023, 12, 26), revisit_days=10)[2])
+    assert other.plan.day == date(2024, 1, 15)
+    assert jan15.snow_line_m is not None
+    assert alone.snow_line_m == other.snow_line_m == jan15.snow_line_m
+    np.testing.assert_array_equal(alone.snow, jan15.snow)
+    np.testing.assert_array_equal(other.snow, jan15.snow)
+    # and not on the order in which days are asked for (a fresh per-seed cache)
+    scene._snow_weather.cache_clear()
+    later_first = [scene.snow_line_m(SEED, d) for d in reversed(_days(date(2023, 12, 1), date(2024, 2, 1)))]
+    scene._snow_weather.cache_clear()
+    in_order = [scene.snow_line_m(SEED, d) for d in _days(date(2023, 12, 1), date(2024, 2, 1))]
+    assert later_first[::-1] == in_order
+    assert scene.snow_line_m(SEED + 1, date(2024, 1, 15)) != scene.snow_line_m(SEED, date(2024, 1, 15))
+
+
+def test_per_date_truth_snow_is_the_daily_truth(series):
+    land, truths = series
+    for t in truths:
+        assert t.snow_line_m == scene.snow_line_m(SEED, t.plan.day)
+        np.testing.assert_array_equal(t.snow, scene.true_snow(land, t.plan.day))
+        assert t.stats["snow_percent"] == round(100.0 * float(t.snow.mean()), 3)
+
+
+def test_snow_line_seasonal_curve_weather_and_snowfall():
+    days = _days(date(2000, 9, 1), date(2030, 8, 31))
+    lines = {d: scene.snow_line_m(3, d) for d in days}
+    # snow only while winter(day) > 0.6, i.e. |doy - 15| < ~79.5 days
+    for d, line in lines.items():
+        assert (line is None) == (_winter(d) <= 0.6), d
+    assert lines[date(2024, 1, 15)] is not None and lines[date(2024, 7, 15)] is None
+    assert lines[date(2023, 10, 20)] is None and lines[date(2023, 11, 5)] is not None
+    assert lines[date(2024, 3, 30)] is not None and lines[date(2024, 4, 10)] is None
+    # around the seasonal curve: weather within +-150 m, snowfall lowers it by up to 300 m more
+    dev = np.array([line - (2600 - 1400 * _winter(d)) for d, line in lines.items() if line is not None])
+    assert dev.max() <= 150 + 1e-6 and dev.min() >= -450 - 1e-6
+    assert dev.max() > 100 and dev.min() < -350
+    # day to day: weather (periods >= 10 days) moves it by <= 2 pi 150 / 10 = 94 m/day and the season by
+    # <= 1400 pi / 365 = 12 m/day; snowfall recovers <= 300 / 6 = 50 m/day; only a snowfall drops it by more
+    steps = np.array([lines[b] - lines[a] for a, b in itertools.pairwise(days)
+                      if lines[a] is not None and lines[b] is not None])
+    assert steps.max() <= 94.3 + 12.1 + 50.0 + 1e-6
+    big_drops = (steps < -(94.3 + 12.1 + 1e-6)).mean()
+    assert 1 / 40 < big_drops <= 1 / 12 * 1.15  # events ~1 per 12 days (a drop within a recovery is smaller)
+
+
+def test_snowfall_event_drops_300_m_and_recovers_linearly():
+    days = _days(date(2005, 1, 1), date(2014, 12, 31))
+    drop = np.array([scene.snowfall_drop_m(5, d) for d in days])
+    assert drop.min() == 0.0 and drop.max() == 300.0
+    events = np.flatnonzero(drop == 300.0)
+    isolated = [e for e in events if np.sum(np.abs(events - e) <= 10) == 1 and 10 <= e < drop.size - 11]
+    assert len(isolated) > 20
+    for e in isolated:
+        seg = drop[e:e + 11]
+        r = int(np.argmax(seg == 0.0))  # recovered after r days
+        assert 6 <= r <= 10
+        np.testing.assert_allclose(seg[:r + 1], 300.0 * (1 - np.arange(r + 1) / r), atol=1e-9)
+        assert np.all(seg[r:] == 0.0)
+    with pytest.raises(ValueError, match="calendar"):
+        scene.snowfall_drop_m(0, date(1969, 12, 31))
+
+
+def test_snow_cover_fraction_by_hand():
+    land = scene.make_landscape(60, 2)
+    line = float(np.median(land.dem))
+    fs, snow = scene.snow_cover(land, line)
+    assert fs.dtype == np.float32 and snow.dtype == bool and fs.shape == snow.shape == (60, 60)
+    want = np.clip((land.dem.astype(np.float64) - line) / 250.0 + 3.0 * (land.texture - 1.0), 0.0, 1.0)
+    half = land.water | (land.classes == scene.CLASS_CODE["forest"])
+    want[half] *= 0.5
+    np.testing.assert_allclose(fs, want, atol=1e-5)
+    np.testing.assert_array_equal(snow[np.abs(want - 0.5) > 1e-5], want[np.abs(want - 0.5) > 1e-5] > 0.5)
+    assert snow.any() and not snow[half].any()  # forest and water never count as snow
+    fs0, snow0 = scene.snow_cover(land, None)
+    assert not fs0.any() and not snow0.any()
+    # the surface blends snow with the fraction
+    rho, s2 = scene.surface_reflectance(land, date(2024, 1, 15), line)
+    rho0, _ = scene.surface_reflectance(land, date(2024, 1, 15), None)
+    np.testing.assert_array_equal(s2, snow)
+    full = fs == 1.0
+    assert full.any()
+    np.testing.assert_allclose(rho[3][full], scene.SPECTRA["snow"][3], atol=1e-6)
+    none = fs == 0.0
+    np.testing.assert_array_equal(rho[:, none], rho0[:, none])
 
 
 def test_vegetation_greens_up_through_spring():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +162,47 @@ def test_deterministic_output(tmp_path):
     ja = json.loads((tmp_path / "a" / "truth" / "truth.json").read_text())
     jb = json.loads((tmp_path / "b" / "truth" / "truth.json").read_text())
     assert ja == jb
+
+
+def test_snow_truth_is_the_daily_truth(written, truths):
+    out, _, _ = written
+    meta = json.loads((out / "truth" / "truth.json").read_text())
+    daily = json.loads((out / "truth" / "snow_line_daily.json").read_text())
+    # every day from the first date - 30 days to the last + 30 days, in order
+    days = list(daily)
+    assert days[0] == "2023-12-06" and days[-1] == "2024-02-14" and len(days) == 10 + 30 + 30 + 1
+    land = scene.make_landscape(SIZE, SEED)
+    for key, line in daily.items():
+        want = scene.snow_line_m(SEED, date.fromisoformat(key))
+        assert (line is None) == (want is None) and (line is None or line == round(want, 1)), key
+    assert "snow_line_daily.json" in meta["series_files"]
+    for d, t in zip(meta["dates"], truths):
+        assert d["snow_line_m"] == daily[d["date"]] == round(t.snow_line_m, 1)
+        with rasterio.open(out / "truth" / d["key"] / "snow.tif") as ds:
+            np.testing.assert_array_equal(ds.read(1).astype(bool), scene.true_snow(land, date.fromisoformat(d["date"])))
+
+
+def test_revisit_days(tmp_path):
+    safes = generate_series(tmp_path / "r", 2, 12, 0, start=date(2023, 11, 1), revisit_days=10, forward="analytic")
+    meta = json.loads((tmp_path / "r" / "truth" / "truth.json").read_text())
+    assert [d["date"] for d in meta["dates"]] == ["2023-11-01", "2023-11-11"]
+    assert meta["parameters"]["revisit_days"] == 10
+    assert [s.name[11:19] for s in safes] == ["20231101", "20231111"]
+    daily = json.loads((tmp_path / "r" / "truth" / "snow_line_daily.json").read_text())
+    assert min(daily) == "2023-10-02" and max(daily) == "2023-12-11"
+    with pytest.raises(InputError, match="revisit"):
+        generate_series(tmp_path / "bad", 2, 12, 0, revisit_days=0)
+
+
+def test_cli_synth_revisit(tmp_path, capsys):
+    from gpumaja.cli.main import run
+
+    code = run(["synth", "--out", str(tmp_path / "c"), "--dates", "2", "--size", "60", "--revisit", "7",
+                "--start", "2024-02-01", "--forward", "analytic", "--json"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    names = [Path(p).name for p in json.loads(out)["products"]]
+    assert [n[11:19] for n in names] == ["20240201", "20240208"]
 
 
 def _read_safe():

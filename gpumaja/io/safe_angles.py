@@ -33,7 +33,7 @@ def _child(el: Element, name: str) -> Element | None:
     return None
 
 
-def _values(el: Element, label: str | Path) -> tuple[np.ndarray, float, float]:
+def angle_values(el: Element, label: str | Path) -> tuple[np.ndarray, float, float]:
     """(values, col_step, row_step) of a <Zenith> or <Azimuth> element."""
     try:
         col = float(require_text(el, "COL_STEP", label))
@@ -48,18 +48,18 @@ def _values(el: Element, label: str | Path) -> tuple[np.ndarray, float, float]:
     return np.asarray(rows, np.float64), col, row
 
 
-def _pair(el: Element, label: str | Path) -> tuple[np.ndarray, np.ndarray, float, float]:
+def angle_pair(el: Element, label: str | Path) -> tuple[np.ndarray, np.ndarray, float, float]:
     zen_el, az_el = _child(el, "Zenith"), _child(el, "Azimuth")
     if zen_el is None or az_el is None:
         raise CorruptFileError(f"<{local(el.tag)}> lacks <Zenith> or <Azimuth>", label)
-    zen, col, row = _values(zen_el, label)
-    az, col2, row2 = _values(az_el, label)
+    zen, col, row = angle_values(zen_el, label)
+    az, col2, row2 = angle_values(az_el, label)
     if zen.shape != az.shape or (col, row) != (col2, row2):
         raise CorruptFileError(f"zenith and azimuth grids of <{local(el.tag)}> differ in shape", label)
     return zen, az, col, row
 
 
-def _angle_grid(crs: str, ulx: float, uly: float, col: float, row: float, shape: tuple[int, int]) -> Grid:
+def angle_grid_geometry(crs: str, ulx: float, uly: float, col: float, row: float, shape: tuple[int, int]) -> Grid:
     return Grid(crs, Affine(col, 0.0, ulx - col / 2.0, 0.0, -row, uly + row / 2.0), shape[1], shape[0])
 
 
@@ -72,7 +72,7 @@ def _means(el: Element | None, label: str | Path) -> tuple[float, float]:
         raise CorruptFileError(f"bad mean angle: {exc}", label) from exc
 
 
-def _finish(zen: np.ndarray, az: np.ndarray, grid: Grid, mz: float, ma: float) -> AngleGrid:
+def finish_angle_grid(zen: np.ndarray, az: np.ndarray, grid: Grid, mz: float, ma: float) -> AngleGrid:
     zen = fill_nan_nearest(zen).astype(np.float32)
     az = (fill_nan_nearest(az) % 360.0).astype(np.float32)
     az[az >= 360.0] -= 360.0  # -1e-15 % 360 rounds to 360.0 in float32
@@ -84,11 +84,11 @@ def read_sun_angles(root: Element, crs: str, ulx: float, uly: float, label: str 
     el = find_local(root, "Sun_Angles_Grid")
     if el is None:
         raise CorruptFileError("missing element <Sun_Angles_Grid>", label)
-    zen, az, col, row = _pair(el, label)
+    zen, az, col, row = angle_pair(el, label)
     if np.isnan(zen).all():
         raise CorruptFileError("sun zenith grid holds no value", label)
     mz, ma = _means(find_local(root, "Mean_Sun_Angle"), label)
-    return _finish(zen, az, _angle_grid(crs, ulx, uly, col, row, zen.shape), mz, ma)
+    return finish_angle_grid(zen, az, angle_grid_geometry(crs, ulx, uly, col, row, zen.shape), mz, ma)
 
 
 def read_view_angles(
@@ -98,7 +98,7 @@ def read_view_angles(
     per_band: dict[str, list[tuple[np.ndarray, np.ndarray, float, float]]] = {}
     for el in findall_local(root, "Viewing_Incidence_Angles_Grids"):
         name = _band_name(el.get("bandId"), label)
-        per_band.setdefault(name, []).append(_pair(el, label))
+        per_band.setdefault(name, []).append(angle_pair(el, label))
     means: dict[str, tuple[float, float]] = {}
     for el in findall_local(root, "Mean_Viewing_Incidence_Angle"):
         means[_band_name(el.get("bandId"), label)] = _means(el, label)
@@ -120,13 +120,13 @@ def read_view_angles(
             zen_m = np.nanmean(zen, axis=0)
             az_m = circular_mean_deg(az, axis=0)
         col, row = grids[0][2], grids[0][3]
-        grid = _angle_grid(crs, ulx, uly, col, row, zen_m.shape)
+        grid = angle_grid_geometry(crs, ulx, uly, col, row, zen_m.shape)
         if np.isnan(zen_m).all():
             if not (np.isfinite(mz) and np.isfinite(ma)):
                 raise CorruptFileError(f"viewing angle grids of band {name} hold no value", label)
             out[name] = AngleGrid.constant(mz, ma, grid)
             continue
-        out[name] = _finish(zen_m, az_m, grid, mz, ma)
+        out[name] = finish_angle_grid(zen_m, az_m, grid, mz, ma)
     return out
 
 

@@ -78,8 +78,9 @@ def angles_on_grid(angles: AngleGrid, grid: Grid) -> tuple[np.ndarray, np.ndarra
         raise ValueError(f"angles_on_grid: angle grid CRS {angles.grid.crs} differs from {grid.crs}")
     xs, ys = grid.xy_centres()
     inv = ~angles.grid.transform
-    cols = np.array([(inv * (x, ys[0]))[0] for x in xs]) - 0.5  # fractional angle-grid cell-centre index
-    rows = np.array([(inv * (xs[0], y))[1] for y in ys]) - 0.5
+    xs, ys = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
+    cols = inv.a * xs + inv.b * ys[0] + inv.c - 0.5  # fractional angle-grid cell-centre index
+    rows = inv.d * xs[0] + inv.e * ys + inv.f - 0.5
     ny, nx = angles.grid.shape
 
     def weights(f, n):

@@ -10,12 +10,16 @@ A square 10 m tile of `size` x `size` pixels at the upper-left corner of MGRS ti
   drops to 0.05 over freshly tilled, slightly darker soil, and stays so), ~40 % of the grass parcels are
   mown on such a day (cover halved, regrowing linearly over 30 days);
 - per date (:func:`synthesize_date`): surface reflectance from class spectra and the season (crop and
-  grass green-up, harvests and mowing, snow above a date-dependent snow line in winter), smooth AOT (550 nm) and water
+  grass green-up, harvests and mowing, snow above the day's snow line in winter), smooth AOT (550 nm) and water
   vapour fields, thick clouds (thresholded fractal field, optical thickness tapering to 0 at the
   edges, one altitude of 1-8 km per cloud object, seen with view parallax), their geometric shadows
   (projected from the cloud's altitude along the sun direction, dimming the direct beam), a thin
   cirrus layer (8-12 km) on some dates, and the TOA reflectance of every band from the forward model
-  of :mod:`gpumaja.synth.atmosphere`.
+  of :mod:`gpumaja.synth.atmosphere`;
+- a daily snow truth (:func:`snow_line_m`, :func:`snow_cover`, :func:`true_snow`): the snow line is a
+  deterministic function of (seed, day) — a seasonal curve, smooth weather sinusoids and snowfall events
+  drawn once per seed — so the true snow cover exists on every day, acquired or not (what a snow cover
+  duration is scored against).
 
 Class spectra (surface reflectance, S2 bands B01..B12) are approximate typical values of the USGS
 splib07 / ECOSTRESS (ASTER) spectral libraries resampled by eye to the S2 bands: green vegetation
@@ -34,6 +38,7 @@ A shadow multiplies the direct solar beam reaching the ground by exp(-(1 - g) ta
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta, timezone
@@ -108,6 +113,19 @@ MOW_DOY_RANGE = (15, 120)
 MOW_COVER_FACTOR = 0.5  # cover multiplied by this on the mowing day ...
 MOW_REGROWTH_DAYS = 30.0  # ... and back to normal linearly over this many days
 NO_EVENT_DOY = np.inf  # harvest_doy / mow_doy of pixels without an event
+
+# daily snow line (snow_line_m): seasonal curve + weather + snowfall events, from the stream [seed, 7]
+SNOW_WINTER_MIN = 0.6  # snow only while winter(day) > this (~28 Oct .. ~4 Apr)
+SNOW_LINE_SUMMIT_M = 2600.0  # snow line = SNOW_LINE_SUMMIT_M - SNOW_LINE_SEASON_M * winter(day) ...
+SNOW_LINE_SEASON_M = 1400.0
+SNOW_WEATHER_TERMS = 4  # ... + a sum of this many sinusoids (weather) ...
+SNOW_WEATHER_PERIOD_DAYS = (10.0, 40.0)  # ... of periods drawn uniformly in this range ...
+SNOW_WEATHER_AMPLITUDE_M = 150.0  # ... whose amplitudes sum to this
+SNOWFALL_RATE_PER_DAY = 1.0 / 12.0  # snowfall events: Bernoulli per day (Poisson-like, ~1 per 12 days)
+SNOWFALL_DROP_M = 300.0  # the line drops by this on an event day ...
+SNOWFALL_RECOVERY_DAYS = (6, 10)  # ... and recovers linearly over this many days (inclusive, per event)
+SNOW_CALENDAR = (date(1970, 1, 1), date(2100, 12, 31))  # days on which snowfall events are drawn
+SNOW_TRANSITION_M = 250.0  # snow fraction rises from 0 to 1 over this height above the snow line
 
 
 # --------------------------------------------------------------------------------------------------
@@ -243,14 +261,17 @@ def _sky_kind(i: int, n: int) -> str:
     return ("cirrus", "partly", "clear", "partly", "clear")[(i - 4) % 5]
 
 
-def plan_dates(n: int, start: date | None = None) -> list[DatePlan]:
-    """n dates, 5-day revisit alternating S2A/S2B, first clear, third very cloudy (when n >= 3)."""
+def plan_dates(n: int, start: date | None = None, revisit_days: int = REVISIT_DAYS) -> list[DatePlan]:
+    """n dates every `revisit_days` days (default 5, the S2A+S2B revisit) alternating S2A/S2B, first
+    clear, third very cloudy (when n >= 3)."""
     if n < 1:
         raise ValueError(f"dates must be >= 1, got {n}")
+    if not isinstance(revisit_days, (int, np.integer)) or revisit_days < 1:
+        raise ValueError(f"revisit must be a positive number of days, got {revisit_days!r}")
     start = start or DEFAULT_START
     plans = []
     for i in range(n):
-        d = start + timedelta(days=REVISIT_DAYS * i)
+        d = start + timedelta(days=int(revisit_days) * i)
         platform = "SENTINEL-2A" if i % 2 == 0 else "SENTINEL-2B"
         # absolute orbit: 14.3 orbits/day, anchored on the real T31TCJ SAFEs (S2A 2024-01-20 = 44807,
         # S2B 2024-03-05 = 36542)
@@ -401,13 +422,97 @@ def surface_reflectance(
     rho = np.where((c == CLASS_CODE["forest"])[None], forest, rho)
     rho = rho * land.texture[None]
     rho = np.where(land.water[None], spec["water"] * (0.9 + 0.1 * land.texture[None]), rho)
-    snow = np.zeros(c.shape, bool)
+    fs, snow = snow_cover(land, snow_line_m)
     if snow_line_m is not None:
-        fs = np.clip((land.dem - snow_line_m) / 250.0 + 0.15 * (land.texture - 1.0) * 20, 0.0, 1.0)
-        fs = np.where(land.water | (c == CLASS_CODE["forest"]), 0.5 * fs, fs)
         rho = fs[None] * spec["snow"] + (1.0 - fs[None]) * rho
-        snow = fs > 0.5
     return np.clip(rho, 0.0, 1.0).astype(np.float32), snow
+
+
+# --------------------------------------------------------------------------------------------------
+# Daily snow truth
+# --------------------------------------------------------------------------------------------------
+
+
+def winter_index(day: date) -> float:
+    """0 (mid-July) .. 1 (mid-January): 0.5 + 0.5 cos(2 pi (doy - 15) / 365)."""
+    return 0.5 + 0.5 * math.cos(2 * math.pi * (day.timetuple().tm_yday - 15) / 365.0)
+
+
+@dataclass(frozen=True, eq=False)
+class _SnowWeather:
+    periods: np.ndarray  # (SNOW_WEATHER_TERMS,) days
+    phases: np.ndarray  # rad
+    amplitudes: np.ndarray  # m, summing to SNOW_WEATHER_AMPLITUDE_M
+    event: np.ndarray  # (n_days,) bool, snowfall on day SNOW_CALENDAR[0] + i
+    recovery: np.ndarray  # (n_days,) int, recovery days of that event
+
+
+@functools.lru_cache(maxsize=16)
+def _snow_weather(seed: int) -> _SnowWeather:
+    """The weather of a seed, drawn once from the stream [seed, 7] over the whole SNOW_CALENDAR
+    (so a day's snow line never depends on which dates are generated)."""
+    rng = np.random.default_rng([int(seed), 7])
+    k = SNOW_WEATHER_TERMS
+    periods = rng.uniform(*SNOW_WEATHER_PERIOD_DAYS, k)
+    phases = rng.uniform(0.0, 2 * math.pi, k)
+    amplitudes = rng.uniform(0.5, 1.0, k)
+    amplitudes *= SNOW_WEATHER_AMPLITUDE_M / amplitudes.sum()
+    n_days = (SNOW_CALENDAR[1] - SNOW_CALENDAR[0]).days + 1
+    event = rng.random(n_days) < SNOWFALL_RATE_PER_DAY
+    recovery = rng.integers(SNOWFALL_RECOVERY_DAYS[0], SNOWFALL_RECOVERY_DAYS[1] + 1, n_days)
+    return _SnowWeather(periods, phases, amplitudes, event, recovery)
+
+
+def snowfall_drop_m(seed: int, day: date) -> float:
+    """How far (m) recent snowfall events push the snow line down on `day`: an event on day e lowers it
+    by SNOWFALL_DROP_M * max(0, 1 - (day - e) / R_e) (R_e its recovery days); overlapping events do not
+    add up (the largest drop wins). Events are drawn on every day of SNOW_CALENDAR but only matter
+    when the snow line exists (winter)."""
+    w = _snow_weather(seed)
+    i = (day - SNOW_CALENDAR[0]).days
+    if i < 0 or i >= w.event.size:
+        raise ValueError(f"day {day} is outside the synthetic snow calendar {SNOW_CALENDAR[0]}..{SNOW_CALENDAR[1]}")
+    lo = max(0, i - SNOWFALL_RECOVERY_DAYS[1] + 1)
+    drop = 0.0
+    for e in range(lo, i + 1):
+        if w.event[e]:
+            drop = max(drop, SNOWFALL_DROP_M * max(0.0, 1.0 - (i - e) / float(w.recovery[e])))
+    return drop
+
+
+def snow_line_m(seed: int, day: date) -> float | None:
+    """The snow line (m) of `day` for a seed, None outside winter (winter_index(day) <= SNOW_WINTER_MIN):
+
+        SNOW_LINE_SUMMIT_M - SNOW_LINE_SEASON_M * winter(day)
+        + sum_k a_k sin(2 pi t / P_k + phi_k)       (weather, t = days since SNOW_CALENDAR[0])
+        - snowfall_drop_m(seed, day)                (snowfall events)
+
+    A deterministic function of (seed, day) only: the same day has the same snow line whichever
+    dates a series holds."""
+    winter = winter_index(day)
+    if winter <= SNOW_WINTER_MIN:
+        return None
+    w = _snow_weather(seed)
+    t = float((day - SNOW_CALENDAR[0]).days)
+    weather = float(np.sum(w.amplitudes * np.sin(2 * math.pi * t / w.periods + w.phases)))
+    return float(SNOW_LINE_SUMMIT_M - SNOW_LINE_SEASON_M * winter + weather - snowfall_drop_m(seed, day))
+
+
+def snow_cover(land: Landscape, snow_line_m: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """(fs, snow): the snow fraction (H, W) float32 0..1 and the snow mask (bool, fs > 0.5) for a snow
+    line (None: no snow). fs = clip((dem - line) / SNOW_TRANSITION_M + 3 (texture - 1), 0, 1), halved
+    over water and forest (which therefore never count as snow)."""
+    if snow_line_m is None:
+        return np.zeros(land.dem.shape, np.float32), np.zeros(land.dem.shape, bool)
+    fs = np.clip((land.dem - snow_line_m) / SNOW_TRANSITION_M + 0.15 * (land.texture - 1.0) * 20, 0.0, 1.0)
+    fs = np.where(land.water | (land.classes == CLASS_CODE["forest"]), 0.5 * fs, fs).astype(np.float32)
+    return fs, fs > 0.5
+
+
+def true_snow(land: Landscape, day: date) -> np.ndarray:
+    """The true snow mask (H, W) bool (10 m) of any day, acquired or not (equals the per-date truth
+    `DateTruth.snow` on acquisition days)."""
+    return snow_cover(land, snow_line_m(land.seed, day))[1]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -607,7 +712,7 @@ def synthesize_date(land: Landscape, plan: DatePlan, lut: ForwardLUT | None = No
                                   np.where(inside, a, np.nan).astype(np.float32))
 
     # atmosphere and season
-    winter = 0.5 + 0.5 * math.cos(2 * math.pi * (plan.day.timetuple().tm_yday - 15) / 365.0)
+    winter = winter_index(plan.day)
     aot_sl = float(rng.uniform(0.06, 0.45))
     aot = aot_sl * np.exp(0.25 * fractal_field(rng, shape, beta=3.5, scale_px=size))
     aot = np.clip(aot * np.exp(-land.dem / AEROSOL_SCALE_HEIGHT_M), 0.02, 0.6).astype(np.float32)
@@ -615,9 +720,12 @@ def synthesize_date(land: Landscape, plan: DatePlan, lut: ForwardLUT | None = No
     wv = wv_mean * np.exp(0.15 * fractal_field(rng, shape, beta=3.5, scale_px=size))
     wv = np.clip(wv * np.exp(-land.dem / WATER_VAPOUR_SCALE_HEIGHT_M), 0.1, 4.0).astype(np.float32)
     ozone = float(rng.uniform(0.27, 0.36))
-    snow_line = None
-    if winter > 0.6:
-        snow_line = float(2600 - 1400 * winter + rng.uniform(-150, 150) - (300 if rng.random() < 0.3 else 0))
+    if winter > SNOW_WINTER_MIN:
+        # the two draws that made the per-date snow line before it became a function of (seed, day):
+        # kept, values unused, so that the clouds and AOT drawn next from this stream are unchanged
+        rng.uniform(-150, 150)
+        rng.random()
+    snow_line = snow_line_m(land.seed, plan.day)
 
     surface, snow = surface_reflectance(land, plan.day, snow_line)
     env_size = max(3, int(2 * ENV_RADIUS_M / 10) | 1)
@@ -692,12 +800,13 @@ def synthesize_date(land: Landscape, plan: DatePlan, lut: ForwardLUT | None = No
                      stats)
 
 
-def generate_truth(size: int, dates: int, seed: int, start: date | None = None, forward: str = "6s"):
+def generate_truth(size: int, dates: int, seed: int, start: date | None = None, forward: str = "6s",
+                   revisit_days: int = REVISIT_DAYS):
     """Yield (landscape, DateTruth) for each date, in date order (what `generate_series` writes with the
-    same `forward` model: "6s" or "analytic")."""
+    same `forward` model: "6s" or "analytic", and the same revisit)."""
     from gpumaja.synth.sixs_forward import sixs_forward
 
     land = make_landscape(size, seed)
     lut = sixs_forward("S2A") if forward == "6s" else default_lut()
-    for plan in plan_dates(dates, start):
+    for plan in plan_dates(dates, start, revisit_days):
         yield land, synthesize_date(land, plan, lut)

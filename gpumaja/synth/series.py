@@ -3,9 +3,12 @@
     out/<S2x_MSIL1C_..._T31TCJ_....SAFE>     one real-format SAFE per date (io.safe_writer)
     out/truth/truth.json                     dates, platforms, per-date statistics, parameters, seed
     out/truth/dem.tif                        the altitude field (m) used by the generator, 10 m
+    out/truth/snow_line_daily.json           the true snow line (m, null = no snow) of every day from the
+                                             first date - 30 days to the last + 30 days (scene.snow_line_m)
     out/truth/<YYYYMMDD>/*.tif               per-date truth on the 10 m grid (see TRUTH_FILES)
 
-The output is a deterministic function of (dates, size, seed, start).
+The output is a deterministic function of (dates, size, seed, start, revisit_days, forward). The true
+snow of any day, acquired or not, is `scene.true_snow(scene.make_landscape(size, seed), day)`.
 """
 
 from __future__ import annotations
@@ -141,16 +144,33 @@ def _write_truth_date(folder: Path, t: scene.DateTruth) -> list[str]:
     return sorted(arrays)
 
 
+SNOW_LINE_DAILY_MARGIN_DAYS = 30
+
+
+def snow_line_daily(seed: int, first: date, last: date,
+                    margin_days: int = SNOW_LINE_DAILY_MARGIN_DAYS) -> dict[str, float | None]:
+    """ISO day -> true snow line (m, 0.1 m rounding; None = no snow) from `first` - margin to `last` + margin."""
+    days = (last - first).days + 2 * margin_days + 1
+    out: dict[str, float | None] = {}
+    for k in range(days):
+        d = first + timedelta(days=k - margin_days)
+        line = scene.snow_line_m(seed, d)
+        out[d.isoformat()] = None if line is None else round(line, 1)
+    return out
+
+
 def generate_series(out: Path, dates: int, size: int, seed: int, start: date | None = None,
-                    progress: Callable[[str], None] | None = None, forward: str = "6s") -> list[Path]:
-    """Write `dates` synthetic L1C SAFEs of `size` x `size` px (10 m) and their truth into `out`.
+                    progress: Callable[[str], None] | None = None, forward: str = "6s",
+                    revisit_days: int = scene.REVISIT_DAYS) -> list[Path]:
+    """Write `dates` synthetic L1C SAFEs of `size` x `size` px (10 m), one every `revisit_days` days,
+    and their truth into `out`.
 
     `forward` is the radiative-transfer model of the TOA: "6s" (default; the scattering tables of the
     shipped 6S LUT, `gpumaja.synth.sixs_forward`) or "analytic" (the single-layer delta-Eddington model
     of `gpumaja.synth.atmosphere`).
 
     Returns the SAFE paths in date order. Raises InputError if `out` holds anything but a previous
-    synth output, ValueError if `size` is not a multiple of 6 or `dates` < 1."""
+    synth output, if `size` is not a multiple of 6, `dates` < 1 or `revisit_days` < 1."""
     out = Path(out)
     if not isinstance(dates, (int, np.integer)) or dates < 1:
         raise InputError(f"--dates must be a positive integer, got {dates!r}")
@@ -160,12 +180,14 @@ def generate_series(out: Path, dates: int, size: int, seed: int, start: date | N
         raise InputError(str(exc)) from None
     if forward not in ("6s", "analytic"):
         raise InputError(f"--forward must be '6s' or 'analytic', got {forward!r}")
+    if not isinstance(revisit_days, (int, np.integer)) or revisit_days < 1:
+        raise InputError(f"--revisit must be a positive number of days, got {revisit_days!r}")
     report = progress or (lambda _msg: None)
     lut = sixs_forward("S2A") if forward == "6s" else default_lut()
     _prepare_out(out)
     truth_dir = out / "truth"
     truth_dir.mkdir()
-    plans = scene.plan_dates(dates, start)
+    plans = scene.plan_dates(dates, start, revisit_days)
     meta = {
         "generator": GENERATOR,
         "format_version": FORMAT_VERSION,
@@ -179,7 +201,7 @@ def generate_series(out: Path, dates: int, size: int, seed: int, start: date | N
         "start": plans[0].day.isoformat(),
         "dates": [],
         "parameters": {
-            "revisit_days": scene.REVISIT_DAYS,
+            "revisit_days": int(revisit_days),
             "relative_orbit": scene.RELATIVE_ORBIT,
             "cloud_mask_optical_thickness": scene.CLOUD_MASK_TAU,
             "cirrus_mask_optical_thickness": scene.CIRRUS_MASK_TAU,
@@ -193,14 +215,30 @@ def generate_series(out: Path, dates: int, size: int, seed: int, start: date | N
             "water_vapour_scale_height_m": scene.WATER_VAPOUR_SCALE_HEIGHT_M,
             "aerosol_scale_height_m": scene.AEROSOL_SCALE_HEIGHT_M,
             "dn": "round(rho * 10000) + 1000, baseline 05.10",
+            "snow_line": (f"{scene.SNOW_LINE_SUMMIT_M:g} - {scene.SNOW_LINE_SEASON_M:g} * winter(day) + weather "
+                          f"({scene.SNOW_WEATHER_TERMS} sinusoids of {scene.SNOW_WEATHER_PERIOD_DAYS[0]:g}-"
+                          f"{scene.SNOW_WEATHER_PERIOD_DAYS[1]:g} days, amplitudes summing to "
+                          f"{scene.SNOW_WEATHER_AMPLITUDE_M:g} m) - snowfall events (~1 per "
+                          f"{1 / scene.SNOWFALL_RATE_PER_DAY:g} days, {scene.SNOWFALL_DROP_M:g} m drop recovering "
+                          f"over {scene.SNOWFALL_RECOVERY_DAYS[0]}-{scene.SNOWFALL_RECOVERY_DAYS[1]} days), "
+                          f"while winter(day) > {scene.SNOW_WINTER_MIN:g}; a function of (seed, day) only "
+                          "(gpumaja.synth.scene.snow_line_m)"),
         },
         "files": {name: desc for name, (desc, _) in TRUTH_FILES.items()},
+        "series_files": {
+            "dem.tif": "altitude (m), 10 m",
+            "snow_line_daily.json": (f"ISO day -> true snow line (m), null = no snow, from the first date - "
+                                     f"{SNOW_LINE_DAILY_MARGIN_DAYS} days to the last + "
+                                     f"{SNOW_LINE_DAILY_MARGIN_DAYS} days"),
+        },
     }
     (truth_dir / "truth.json").write_text(json.dumps(meta, indent=2))
 
     report("landscape")
     land = scene.make_landscape(size, seed)
     _write_tif(truth_dir / "dem.tif", land.dem, "float32", ["altitude (m)"])
+    (truth_dir / "snow_line_daily.json").write_text(
+        json.dumps(snow_line_daily(seed, plans[0].day, plans[-1].day), indent=1))
     safes: list[Path] = []
     for plan in plans:
         label = f"date {plan.index + 1}/{dates} {plan.day.isoformat()} ({plan.sky})"
