@@ -34,10 +34,8 @@ import logging
 import math
 import os
 import re
-import shutil
 import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from datetime import date, datetime, time, timezone
 from pathlib import Path
 from xml.etree.ElementTree import Element
@@ -59,6 +57,7 @@ from gpumaja.io.muscate_mtd import (
     read_mtd,
     utc_text,
 )
+from gpumaja.io.product_folder import write_product_folder
 from gpumaja.io.quicklook import JPEG_QUALITY, subsample_step
 from gpumaja.io.xml import find_local, findall_local, parse_xml
 from gpumaja.model.bands import S2_BANDS
@@ -88,47 +87,6 @@ _S2_ORDER = {b.name: i for i, b in enumerate(S2_BANDS)}
 
 
 # ------------------------------------------------------------------------------ shared helpers
-def write_product_folder(out_dir: str | os.PathLike, name: str, fill: Callable[[Path], None],
-                         overwrite: bool = False) -> Path:
-    """Create `out_dir/<name>/` atomically: `fill(tmp)` writes the content into
-    `out_dir/.<name>.tmp-<pid>/`, which is then renamed to `out_dir/<name>/`.
-
-    InputError when the product exists and `overwrite` is False; with `overwrite` the old folder is
-    swapped out only once the new one is complete. On any error the temporary folder is removed and
-    the error re-raised (the rules of gpumaja.io.muscate.write_l2a).
-    """
-    out_dir = Path(out_dir)
-    final = out_dir / name
-    if (final.exists() or final.is_symlink()) and not overwrite:
-        raise InputError("the product already exists (pass overwrite=True to replace it)", final)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{name}.tmp-{os.getpid()}"
-    if tmp.exists():  # left by a crashed run of this very process id: ours to remove
-        shutil.rmtree(tmp)
-    try:
-        tmp.mkdir()
-        fill(tmp)
-        if final.exists() or final.is_symlink():
-            old = out_dir / f".{name}.old-{os.getpid()}"
-            final.rename(old)
-            try:
-                tmp.rename(final)
-            except BaseException:
-                old.rename(final)
-                raise
-            if old.is_dir() and not old.is_symlink():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink()
-        else:
-            tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info("wrote %s", final)
-    return final
-
-
 def write_rgb_image(path: str | os.PathLike, rgb: np.ndarray, driver: str = "JPEG") -> Path:
     """Write a (3, ny, nx) uint8 image as a JPEG or PNG (GDAL driver, no georeferencing, no .aux.xml
     side file), as gpumaja.io.quicklook writes the L2A quicklook."""
@@ -693,5 +651,5 @@ def read_l3a(path: str | os.PathLike) -> L3AResult:
 
 
 __all__ = ["l3a_product_files", "l3a_product_name", "l3a_stac_item", "quicklook_image", "read_l3a",
-           "read_raster", "stac_platform", "write_l3a", "write_l3a_mtd", "write_product_folder",
+           "read_raster", "stac_platform", "write_l3a", "write_l3a_mtd",
            "write_rgb_image"]

@@ -33,12 +33,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from gpumaja.errors import InputError
 from gpumaja.io.cog import write_cog
 from gpumaja.io.muscate_mtd import (
     QUICKLOOK_BANDS,
@@ -48,6 +46,7 @@ from gpumaja.io.muscate_mtd import (
     write_mtd,
     zone_id,
 )
+from gpumaja.io.product_folder import write_product_folder
 from gpumaja.io.quicklook import write_quicklook
 from gpumaja.io.stac import l2a_stac_item
 from gpumaja.model.l2a import L2AGroup, L2AResult
@@ -193,37 +192,8 @@ def write_l2a(result: L2AResult, out_dir: str | os.PathLike, overwrite: bool = F
     InputError when the product folder exists and `overwrite` is False. The folder appears only when
     complete (written under a temporary name, then renamed); nothing is left behind on failure.
     """
-    out_dir = Path(out_dir)
     name = product_name(result)
-    final = out_dir / name
-    if (final.exists() or final.is_symlink()) and not overwrite:
-        raise InputError("the product already exists (pass overwrite=True to replace it)", final)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{name}.tmp-{os.getpid()}"
-    if tmp.exists():  # left by a crashed run of this very process id: ours to remove
-        shutil.rmtree(tmp)
-    try:
-        tmp.mkdir()
-        _write_product(tmp, name, result)
-        if final.exists() or final.is_symlink():
-            old = out_dir / f".{name}.old-{os.getpid()}"
-            final.rename(old)
-            try:
-                tmp.rename(final)
-            except BaseException:
-                old.rename(final)
-                raise
-            if old.is_dir() and not old.is_symlink():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink()
-        else:
-            tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info("wrote %s", final)
-    return final
+    return write_product_folder(out_dir, name, lambda tmp: _write_product(tmp, name, result), overwrite)
 
 
 __all__ = ["product_files", "product_name", "quantize_atb", "quantize_reflectance", "write_l2a"]

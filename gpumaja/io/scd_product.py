@@ -31,7 +31,8 @@ import numpy as np
 from gpumaja import __version__
 from gpumaja.errors import CorruptFileError, InputError, MissingFileError
 from gpumaja.io.cog import write_cog
-from gpumaja.io.l3a_writer import json_safe, read_raster, write_product_folder, write_rgb_image
+from gpumaja.io.l3a_writer import json_safe, read_raster, write_rgb_image
+from gpumaja.io.product_folder import write_product_folder
 from gpumaja.io.quicklook import subsample_step
 from gpumaja.model.lis_params import ScdParams
 from gpumaja.model.snow import SnowDuration

@@ -45,11 +45,11 @@ from gpumaja.io.l3a_writer import (
     read_parameters,
     read_raster,
     stac_platform,
-    write_product_folder,
     write_rgb_image,
     xml_bytes,
 )
 from gpumaja.io.muscate_mtd import _sub, read_mtd, utc_text
+from gpumaja.io.product_folder import write_product_folder
 from gpumaja.io.quicklook import subsample_step
 from gpumaja.io.xml import find_local, findall_local, local, parse_xml
 from gpumaja.model.lis_params import SNW_CLOUD, SNW_NO_SNOW, SNW_NODATA, SNW_NODATA_OLD, SNW_SNOW
