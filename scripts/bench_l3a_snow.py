@@ -144,9 +144,8 @@ def bench_scd(backend, t: int, m: int, repeats: int) -> dict:
 
 
 def main(argv=None) -> int:
-    from scripts.bench_kernels import cpu_name, git_commit
-
     from gpumaja.backend import select_backend
+    from scripts.bench_kernels import cpu_name, git_commit
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])

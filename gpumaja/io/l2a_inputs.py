@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from gpumaja.errors import CorruptFileError, InputError, MissingFileError
-from gpumaja.io.muscate_mtd import find_mtd, read_mtd
+from gpumaja.io.muscate_mtd import find_mtd
 from gpumaja.io.muscate_reader import _read
 from gpumaja.model.grids import Grid
 
@@ -160,8 +160,4 @@ def read_group(meta: dict, group: str, bands: Sequence[str], image: str = "FRE",
     return GroupData(grid, tuple(bands), reflectance, masks["CLM"], masks["MG2"], nodata, aot)
 
 
-def read_l2a_meta(path: str | os.PathLike) -> dict:
-    return read_mtd(path)
-
-
-__all__ = ["GroupData", "expand_l2a_inputs", "group_files", "group_id", "read_group", "read_l2a_meta"]
+__all__ = ["GroupData", "expand_l2a_inputs", "group_files", "group_id", "read_group"]

@@ -49,13 +49,12 @@ from gpumaja.errors import CorruptFileError, GpumajaError, InputError, MissingFi
 from gpumaja.io.cog import write_cog
 from gpumaja.io.muscate import quantize_reflectance
 from gpumaja.io.muscate_mtd import (
-    _corners_lonlat,
-    _crs_info,
     _num,
     _sub,
     muscate_band_id,
     read_mtd,
     utc_text,
+    write_geoposition,
 )
 from gpumaja.io.product_folder import write_product_folder
 from gpumaja.io.quicklook import JPEG_QUALITY, subsample_step
@@ -171,34 +170,7 @@ def metadata_header(root: Element, identifier: str, zone: str, zone_type: str, p
 
 def geoposition(root: Element, grids: dict[str, Grid]) -> None:
     """Geoposition_Informations of `grids` (group id -> grid), footprint from the finest one."""
-    finest = min(grids.values(), key=lambda g: g.resolution)
-    geo = _sub(root, "Geoposition_Informations")
-    tables, kind, cs_name, code = _crs_info(finest.crs)
-    crs_el = _sub(geo, "Coordinate_Reference_System")
-    _sub(crs_el, "GEO_TABLES", tables)
-    hcs = _sub(crs_el, "Horizontal_Coordinate_System")
-    _sub(hcs, "HORIZONTAL_CS_TYPE", kind)
-    _sub(hcs, "HORIZONTAL_CS_NAME", cs_name)
-    _sub(hcs, "HORIZONTAL_CS_CODE", code)
-    for tag, type_tag in (("Raster_CS", "RASTER_CS_TYPE"), ("Metadata_CS", "METADATA_CS_TYPE")):
-        cs = _sub(geo, tag)
-        _sub(cs, type_tag, "CELL")
-        _sub(cs, "PIXEL_ORIGIN", "0")
-    pos = _sub(geo, "Geopositioning")
-    glob = _sub(pos, "Global_Geopositioning")
-    for pname, (lat, lon, x, y) in _corners_lonlat(finest).items():
-        pt = _sub(glob, "Point", name=pname)
-        _sub(pt, "LAT", f"{lat:.10f}")
-        _sub(pt, "LON", f"{lon:.10f}")
-        _sub(pt, "X", f"{x:.1f}")
-        _sub(pt, "Y", f"{y:.1f}")
-    lst = _sub(pos, "Group_Geopositioning_List")
-    for gid, grid in grids.items():
-        t = grid.transform
-        gg = _sub(lst, "Group_Geopositioning", group_id=gid)
-        for tag, value in (("ULX", t.c), ("ULY", t.f), ("XDIM", t.a), ("YDIM", t.e),
-                           ("NROWS", grid.height), ("NCOLS", grid.width)):
-            _sub(gg, tag, _num(value))
+    write_geoposition(root, grids, min(grids.values(), key=lambda g: g.resolution))
 
 
 def file_entry(parent: Element, kind: str, nature: str, encoding: str,

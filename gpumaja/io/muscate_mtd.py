@@ -258,10 +258,15 @@ def _product_organisation(root: Element, result: L2AResult, files: dict[str, str
 
 
 def _geoposition(root: Element, result: L2AResult) -> None:
-    gids = group_ids(result)
-    finest = footprint_grid(result)
+    grids = {gid: result.groups[g].grid for g, gid in group_ids(result).items()}
+    write_geoposition(root, grids, footprint_grid(result))
+
+
+def write_geoposition(root: Element, grids: dict[str, Grid], footprint: Grid) -> None:
+    """Geoposition_Informations: the CRS, the corners of `footprint` and each group's grid (group id ->
+    grid), as MUSCATE writes them (L2A, and the L3A / snow products that reuse the layout)."""
     geo = _sub(root, "Geoposition_Informations")
-    tables, kind, name, code = _crs_info(finest.crs)
+    tables, kind, name, code = _crs_info(footprint.crs)
     crs_el = _sub(geo, "Coordinate_Reference_System")
     _sub(crs_el, "GEO_TABLES", tables)
     hcs = _sub(crs_el, "Horizontal_Coordinate_System")
@@ -274,15 +279,14 @@ def _geoposition(root: Element, result: L2AResult) -> None:
         _sub(cs, "PIXEL_ORIGIN", "0")
     pos = _sub(geo, "Geopositioning")
     glob = _sub(pos, "Global_Geopositioning")
-    for pname, (lat, lon, x, y) in _corners_lonlat(finest).items():
+    for pname, (lat, lon, x, y) in _corners_lonlat(footprint).items():
         pt = _sub(glob, "Point", name=pname)
         _sub(pt, "LAT", f"{lat:.10f}")
         _sub(pt, "LON", f"{lon:.10f}")
         _sub(pt, "X", f"{x:.1f}")
         _sub(pt, "Y", f"{y:.1f}")
     lst = _sub(pos, "Group_Geopositioning_List")
-    for g, gid in gids.items():
-        grid = result.groups[g].grid
+    for gid, grid in grids.items():
         t = grid.transform
         gg = _sub(lst, "Group_Geopositioning", group_id=gid)
         for tag, value in (("ULX", t.c), ("ULY", t.f), ("XDIM", t.a), ("YDIM", t.e),
@@ -660,4 +664,4 @@ def read_mtd(path: str | os.PathLike) -> dict:
 
 
 __all__ = ["find_mtd", "footprint_grid", "group_ids", "muscate_band_id", "muscate_platform", "read_mtd",
-           "utc_text", "write_mtd", "zone_id"]
+           "utc_text", "write_geoposition", "write_mtd", "zone_id"]

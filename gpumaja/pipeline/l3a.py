@@ -157,6 +157,7 @@ def run_l3a(
             day = float(_day_number(meta["acquired"], synthesis_date))
             w_date = date_weight(day - central, params)
             w_sensor = sensor_weight(str(meta["platform"]), params)
+            raw_blue_r1 = xp.asarray(data["groups"]["R1"].reflectance[0])  # FRE_B2 before normalisation
             with stages("cloud weight"):
                 r1 = data["groups"]["R1"]
                 cloud_r1 = xp.asarray((r1.clm >> CLM_SUMMARY_BIT) & 1, dtype=bool)
@@ -179,7 +180,6 @@ def run_l3a(
                     refl = xp.asarray(gd.reflectance)
                     refl[:, nodata] = xp.nan
                     land = ~(cloud | water | snow | nodata)
-                    raw_blue_r1 = xp.asarray(data["groups"]["R1"].reflectance[0])
                     if params.directional_correction:
                         sz, sa = (xp.asarray(a) for a in angles_on_grid(data["sun"], grids[g]))
                         out = []

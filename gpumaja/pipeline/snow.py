@@ -59,7 +59,7 @@ def run_snow(
     on_progress: Callable[[int, int, str], None] | None = None,
 ) -> list[dict]:
     """One LIS snow product per L2A product in `out_dir`; one summary dict each. Without a DEM the
-    snowline cannot be found and pass 2 does not run (a warning says so)."""
+    altitude is a flat 0 m, no snowline exists and pass 2 does not run (a warning says so)."""
     import numpy as np
 
     from gpumaja.io.dem import read_dem
@@ -105,11 +105,10 @@ def run_snow(
             raise InputError(f"snow product {name} already exists (use --overwrite to replace it)", Path(out_dir))
         xp = backend.xp
         factor = params.dark_cloud_factor_landsat if inp["landsat"] else params.dark_cloud_factor_s2
-        run_params = params if dem is not None else _without_pass2(params)
         with stages("snow detection"):
             det = detect_snow(xp.asarray(inp["green"]), xp.asarray(inp["red"]), xp.asarray(inp["swir"]),
                               xp.asarray(inp["clm"]), xp.asarray(altitude), xp.asarray(inp["nodata"]),
-                              run_params, factor, backend, mg2=xp.asarray(inp["mg2"]))
+                              params, factor, backend, mg2=xp.asarray(inp["mg2"]))
         with stages("download"):
             snw, fsc, expert = (backend.to_numpy(a) for a in (det.snw, det.fsc, det.expert))
         m = SnowMap(str(meta["tile"] or ""), platform, meta["acquired"], grid, snw, fsc, expert,
@@ -126,13 +125,6 @@ def run_snow(
                         "total": round(time.perf_counter() - t0, 3)},
         })
     return summaries
-
-
-def _without_pass2(params: LisParams) -> LisParams:
-    """Parameters under which pass 2 never runs (no DEM): the total-snow limit cannot be exceeded."""
-    from dataclasses import replace
-
-    return replace(params, fsnow_total_lim=float("inf"))
 
 
 __all__ = ["read_snow_inputs", "run_snow"]
