@@ -16,6 +16,12 @@ class SeriesMode(str, Enum):
     init = "init"
 
 
+class Decoder(str, Enum):
+    auto = "auto"
+    rasterio = "rasterio"
+    nvimgcodec = "nvimgcodec"
+
+
 def l2a(
     inputs: list[Path] = typer.Argument(..., help="L1C products: SAFE folders/.zip, Landsat folders, or folders of them."),
     out: Path = typer.Option(..., "--out", help="Folder to write one MUSCATE product per date into."),
@@ -31,6 +37,12 @@ def l2a(
     mode: SeriesMode = typer.Option(SeriesMode.auto, "--mode", help="auto: each tile's dates as one series "
                                     "(backward initialisation, then nominal mode with the composite); init: "
                                     "each date alone (MAJA INIT mode)."),
+    cache: Path = typer.Option(None, "--cache", help="Folder of decoded band files: the first run decodes each "
+                               "JPEG 2000 band once and stores its DN there, later runs read them from it."),
+    decode_workers: int = typer.Option(None, "--decode-workers", min=1, help="Threads decoding band files "
+                                       "(default: GPUMAJA_DECODE_WORKERS, else the number of CPUs)."),
+    decoder: Decoder = typer.Option(None, "--decoder", help="JPEG 2000 decoder (default: GPUMAJA_DECODER, else "
+                                    "auto: nvImageCodec on the GPU when installed, else rasterio/OpenJPEG)."),
     json_out: bool = typer.Option(False, "--json", help="Print one summary per product as JSON on stdout."),
 ) -> None:
     """Atmospheric correction and masks of a time series (MAJA backward + nominal modes, or each date alone
@@ -46,7 +58,8 @@ def l2a(
             advance(0 if i == 0 else 1, description=f"L2A step {i + 1}/{n} {name}", total=n)
 
         summaries = run_l2a(inputs, out, backend, p, dem=dem, gipp=gipp, lut_file=lut, overwrite=overwrite,
-                            on_product=on_product, resume=resume, mode=mode.value)
+                            on_product=on_product, resume=resume, mode=mode.value, cache=cache,
+                            decode_workers=decode_workers, decoder=decoder.value if decoder else None)
         advance(1, description=f"L2A done: {len(summaries)} product(s)")
     if json_out:
         print_json({"backend": backend.description, "products": summaries})

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from gpumaja import __version__
-from gpumaja.cli import demo, info, l2a, l3a, lut, scd, snow, synth
+from gpumaja.cli import batch, demo, info, l2a, l3a, lut, scd, snow, synth
 from gpumaja.cli.common import setup_logging, state, stderr
 from gpumaja.errors import GpumajaError
 
@@ -44,6 +44,7 @@ def main(
 app.command("info")(info.info)
 app.command("synth")(synth.synth)
 app.command("l2a")(l2a.l2a)
+app.command("batch")(batch.batch)
 app.command("l3a")(l3a.l3a)
 app.command("snow")(snow.snow)
 app.command("scd")(scd.scd)

@@ -1,10 +1,11 @@
 """Band pixels: digital numbers of one band on its resolution group's grid.
 
 `read_dn` works for every `L1CProduct` (S2 JP2 in a folder or a zip, Landsat GeoTIFF): it opens the
-band file with rasterio for each call (no dataset is shared, so calls may run in threads), reads it
-and, when the file is not on the group grid, resamples it onto that grid: an average ignoring the
-no-data DN when the grid is coarser (e.g. the 10 m crops of a windowed SAFE brought to 20/60 m), the
-nearest pixel when it is finer.
+band file with rasterio for each call (`read_source`: no dataset is shared, so calls may run in
+threads, e.g. the decode pool of `io.decode`), reads it (or takes its DN from a
+`io.transcode_cache.TranscodeCache`) and, when the file is not on the group grid, resamples it onto
+that grid: an average ignoring the no-data DN when the grid is coarser (e.g. the 10 m crops of a
+windowed SAFE brought to 20/60 m), the nearest pixel when it is finer.
 """
 
 from __future__ import annotations
@@ -58,13 +59,8 @@ def file_grid(path: str) -> Grid:
         raise _open_error(path, exc) from exc
 
 
-def read_dn(product: L1CProduct, band: str) -> np.ndarray:
-    """DN of `band` as uint16, shape `product.grids[group].shape`, on exactly that grid."""
-    try:
-        path = product.band_files[band]
-    except KeyError:
-        raise KeyError(f"{product.product_id} has no band {band!r}") from None
-    target = product.grids[band_info(product.sensor, band).group]
+def read_source(path: str) -> tuple[np.ndarray, Grid]:
+    """The DN of a one-band raster file as uint16 and the file's own grid (one full decode)."""
     try:
         with rasterio.open(path) as ds:
             if ds.count != 1:
@@ -79,13 +75,34 @@ def read_dn(product: L1CProduct, band: str) -> np.ndarray:
         raise _open_error(path, exc) from exc
     if data.dtype == np.int16:
         data = data.view(np.uint16)  # DN above 32767 stored in a signed container
-    data = data.astype(np.uint16, copy=False)
+    return data.astype(np.uint16, copy=False), src
+
+
+def band_source(product: L1CProduct, band: str) -> tuple[str, Grid]:
+    """(band file, grid of its resolution group) of `band` in `product`."""
+    try:
+        path = product.band_files[band]
+    except KeyError:
+        raise KeyError(f"{product.product_id} has no band {band!r}") from None
+    return path, product.grids[band_info(product.sensor, band).group]
+
+
+def on_grid(data: np.ndarray, src: Grid, target: Grid, nodata: int, path: str) -> np.ndarray:
+    """DN `data` read on `src` brought onto `target` (unchanged when the grids are equal)."""
     if src == target:
         return data
     try:
-        return resample_dn(data, src, target, product.nodata_dn)
+        return resample_dn(data, src, target, nodata)
     except Exception as exc:
         raise CorruptFileError(f"cannot resample onto {target}: {exc}", path) from exc
+
+
+def read_dn(product: L1CProduct, band: str, cache=None) -> np.ndarray:
+    """DN of `band` as uint16, shape `product.grids[group].shape`, on exactly that grid. `cache`: a
+    `TranscodeCache` (or anything with its `read(source, decode)`) the file's DN come from."""
+    path, target = band_source(product, band)
+    data, src = cache.read(path, read_source) if cache is not None else read_source(path)
+    return on_grid(data, src, target, product.nodata_dn, path)
 
 
 def _block_factor(src: Grid, dst: Grid) -> tuple[int, int, int] | None:

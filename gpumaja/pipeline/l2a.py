@@ -62,11 +62,13 @@ def run_l2a(
     inputs: Sequence[str | Path], out: Path, backend: Backend, params: L2Params | None = None,
     dem: Path | None = None, gipp: Path | None = None, lut_file: Path | None = None, overwrite: bool = False,
     on_product: Callable[[int, int, str], None] | None = None, resume: bool = False, mode: str = "auto",
+    cache: Path | None = None, decode_workers: int | None = None, decoder: str | None = None,
 ) -> list[dict]:
     """Process the input dates as one series per tile (`gpumaja.pipeline.l2a_series`: backward
     initialisation then nominal forward, maja-l2a.md §2; mode="init": each date alone in INIT mode);
     one summary dict per product written. `on_product(i, n, product_id)` is called before each of
-    the n processing steps. `resume` continues an interrupted run from its checkpoint in `out`."""
+    the n processing steps. `resume` continues an interrupted run from its checkpoint in `out`.
+    `cache`, `decode_workers`, `decoder`: band decoding (`l2a_series.run_series`, `io.decode`)."""
     from gpumaja.pipeline.l2a_series import run_series
 
     params = params or L2Params()
@@ -74,4 +76,5 @@ def run_l2a(
     luts = LUTCache(gipp, lut_file)
     preflight(products, luts, dem, params)  # existing products / checkpoints: l2a_series.prepare_tiles
     return run_series(products, luts, params, backend, out, dem, resume=resume, overwrite=overwrite,
-                      on_step=on_product, mode=mode)
+                      on_step=on_product, mode=mode, cache=cache, decode_workers=decode_workers,
+                      decoder=decoder)

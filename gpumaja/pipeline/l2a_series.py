@@ -1,10 +1,24 @@
 """The L2A series driver: backward initialisation, nominal forward, the composite carried from date
 to date, a checkpoint after every step, read-ahead and the memory plan (maja-l2a.md §2, §6).
 
-One plan per tile (`series_plan.plan_series`). Each step: read the date (a reader thread reads the
-next `MemoryPlan.read_ahead` dates while the current one computes), `process_date` with the composite
-(None = INIT mode), write the product for written steps (`io.muscate.write_l2a`: temporary folder then
-rename), update the composite, save the checkpoint.
+One plan per tile (`series_plan.plan_series`). Each step: read the date, `process_date` with the
+composite (None = INIT mode), update the composite, write the product for written steps
+(`io.muscate.write_l2a`: temporary folder then rename), save the checkpoint.
+
+Off the critical path:
+- reading: a reader thread reads the next `MemoryPlan.read_ahead` dates while the current one
+  computes, and their band files are queued on one `io.decode.DecodePool` (`decode_workers` threads,
+  or nvImageCodec on the GPU; `cache`: an `io.transcode_cache.TranscodeCache` folder), so the decoding
+  of several bands and dates overlaps the compute; on the GPU the DN are uploaded through pinned
+  buffers on a copy stream (`pipeline.transfer`);
+- writing: a written step's product is written on a writer thread while the next step reads and
+  computes (`background_write`, default when the memory plan has room for a read-ahead date, i.e.
+  for one more date's result in memory). At most one write is pending: step k's write is waited
+  for, and step k's checkpoint committed, after step k+1's compute and before step k+1's write is
+  queued; a step without a product commits at once (after the pending write). So a checkpoint never
+  claims a step whose product is not complete. A write error is raised by the run (the
+  writer removes its temporary folder) and that step is not committed; when the compute of step k+1
+  fails, step k's write is still awaited and committed before the error propagates.
 
 Composite rules that need the results (§2):
 - a result that is not valid (too cloudy / no data, `L2AResult.valid`) does not update the composite:
@@ -30,7 +44,8 @@ product to be written that already exists is an InputError unless overwrite.
 
 Test hook: GPUMAJA_TEST_KILL_AFTER_STEP=N makes the process SIGKILL itself when the N-th step
 (1-based) has written its product and updated the composite, before its checkpoint is committed
-(tests/test_l2a_series.py kills a run this way and resumes it).
+(with background writing that is after step N+1's compute, whose product is not queued yet;
+tests/test_l2a_series.py kills a run this way and resumes it).
 """
 
 from __future__ import annotations
@@ -56,6 +71,7 @@ from gpumaja.backend import Backend, to_numpy
 from gpumaja.composite import CompositeState, day_number, empty_composite, update_composite
 from gpumaja.errors import CorruptFileError, InputError
 from gpumaja.io.composite_store import load_composite, save_composite
+from gpumaja.io.decode import DecodePool
 from gpumaja.io.muscate import product_files, product_name, product_name_of, write_l2a
 from gpumaja.model.bands import group_bands
 from gpumaja.model.l2a import L2AResult
@@ -63,7 +79,7 @@ from gpumaja.model.params import L2Params, roles_for
 from gpumaja.model.product import L1CProduct
 from gpumaja.pipeline.l2a_date import process_date
 from gpumaja.pipeline.l2a_group import factor, strip_plan
-from gpumaja.pipeline.l2a_inputs import DateInputs, read_date
+from gpumaja.pipeline.l2a_inputs import DateInputs, prefetch_date, read_date, using_decoder
 from gpumaja.pipeline.luts import LUTCache
 from gpumaja.pipeline.memory import MemoryPlan, free_bytes_for, plan_memory
 from gpumaja.pipeline.series_plan import Step, is_last_backward, plan_series
@@ -205,9 +221,18 @@ def _commit(tr: TileRun, k: int, state: CompositeState | None) -> None:
 
 def _remove_stale(out: Path, tr: TileRun) -> None:
     """Temporary folders/files of a killed run: write_l2a's `.<name>.tmp-*` / `.<name>.old-*` for the
-    products of this plan, and the checkpoint's `.*.tmp-*` files."""
+    products of this plan, and the checkpoint's `.*.tmp-*` files.
+
+    A `.old-*` folder is the complete product an --overwrite run had swapped out when it was killed
+    between its two renames (`io.product_folder`): when the final folder is missing it is renamed back
+    (the step then keeps or rewrites it like any existing product), never deleted."""
     for s in tr.steps:
         name = product_name_of(tr.products[s.index])
+        final = Path(out) / name
+        for p in sorted(Path(out).glob(f".{name}.old-*")):
+            if not final.exists() and p.is_dir() and not p.is_symlink():
+                p.rename(final)
+                log.warning("restored %s from an interrupted replacement (%s)", final, p.name)
         for p in list(Path(out).glob(f".{name}.tmp-*")) + list(Path(out).glob(f".{name}.old-*")):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
     if tr.ckpt.is_dir():
@@ -228,25 +253,37 @@ def _finish(out: Path, tr: TileRun, keep: bool) -> None:
 
 # --------------------------------------------------------------------------------------- reading
 class ReadAhead:
-    """Reads step k's date, and queues the next `depth` steps' dates on one reader thread."""
+    """Reads step k's date, and queues the next `depth` steps' dates on one reader thread; every
+    read date's band files are decoded on `decoder` (queued as soon as the date is scheduled)."""
 
     def __init__(self, products: Sequence[L1CProduct], steps: Sequence[Step], backend: Backend,
-                 dem: Path | None, params: L2Params, depth: int):
+                 dem: Path | None, params: L2Params, depth: int, decoder: DecodePool | None = None):
         self.products, self.steps, self.backend, self.dem, self.params = products, steps, backend, dem, params
         self.depth = max(0, int(depth))
+        self.decoder = decoder
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="gpumaja-read") if self.depth else None
         self.pending: dict[int, Future] = {}
 
     def _read(self, k: int) -> DateInputs:
         p = self.products[self.steps[k].index]
-        with nvtx.annotate(f"read {p.product_id}", domain="gpumaja"):
+        with nvtx.annotate(f"read {p.product_id}", domain="gpumaja"), using_decoder(self.decoder):
             return read_date(p, self.backend, self.dem, self.params.coarse_resolution_m)
+
+    def _prefetch(self, k: int) -> None:
+        """Best effort: a date that cannot be queued is read (and its error raised) by _read."""
+        if self.decoder is None:
+            return
+        try:
+            prefetch_date(self.products[self.steps[k].index], self.decoder)
+        except Exception as exc:
+            log.debug("prefetch of step %d skipped: %s", k, exc)
 
     def get(self, k: int) -> DateInputs:
         if self.pool is None:
             return self._read(k)
         for j in range(k, min(len(self.steps), k + 1 + self.depth)):
             if j not in self.pending:
+                self._prefetch(j)
                 self.pending[j] = self.pool.submit(self._read, j)
         return self.pending.pop(k).result()
 
@@ -359,14 +396,76 @@ def _summary(product: L1CProduct, result: L2AResult, path: Path, step: Step, k: 
     }
 
 
+class ProductWriter:
+    """Runs product writes on one background thread (`background`), else in the calling thread.
+    The driver keeps at most one write pending (module docstring)."""
+
+    def __init__(self, background: bool):
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="gpumaja-write") if background else None
+
+    def submit(self, fn: Callable[[], tuple[Path, bool, float]]) -> Future:
+        if self.pool is not None:
+            return self.pool.submit(fn)
+        done: Future = Future()
+        done.set_result(fn())  # in this thread: an error is raised here, as before
+        return done
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+
+@dataclasses.dataclass(eq=False)
+class _Done:
+    """A computed step waiting for its product write (`write`: None when it writes none) and commit."""
+
+    k: int
+    step: Step
+    product: L1CProduct
+    result: L2AResult
+    state: CompositeState | None
+    mode: str
+    updated: bool
+    stages: Stages
+    t: tuple[float, float]
+    write: Future | None
+
+
 def _run_tile(tr: TileRun, luts: LUTCache, params: L2Params, backend: Backend, out: Path, dem: Path | None,
               resume: bool, overwrite: bool, on_step: OnStep | None, offset: int, total: int,
-              mem: MemoryPlan, keep_checkpoint: bool) -> list[dict]:
+              mem: MemoryPlan, keep_checkpoint: bool, decoder: DecodePool | None = None,
+              background_write: bool | None = None) -> list[dict]:
     xp = backend.xp
     kill_after = int(os.environ.get(KILL_ENV, "0") or 0)
     steps, state = tr.steps, tr.state
     summaries: list[dict] = []
-    reader = ReadAhead(tr.products, steps, backend, dem, params, mem.read_ahead)
+    background = mem.read_ahead > 0 if background_write is None else background_write
+    reader = ReadAhead(tr.products, steps, backend, dem, params, mem.read_ahead, decoder)
+    writer = ProductWriter(background)
+
+    def timed_write(result: L2AResult) -> tuple[Path, bool, float]:
+        t = time.perf_counter()
+        with nvtx.annotate(f"write {result.product.product_id}", domain="gpumaja"):
+            path, kept = _write(result, out, overwrite, resume)
+        return path, kept, time.perf_counter() - t
+
+    def settle(d: _Done) -> None:
+        """Wait for d's product (raising its error), then commit d's checkpoint."""
+        path, kept, seconds = d.write.result() if d.write is not None else (None, False, 0.0)
+        if d.write is not None:
+            d.stages.times["write"] = d.stages.times.get("write", 0.0) + seconds
+        if kill_after and d.k + 1 == kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+        with d.stages("checkpoint"):
+            _commit(tr, d.k, d.state)
+        log.info("step %d/%d %s %s %s: cloud %.1f %%, %s", d.k + 1, len(steps), d.mode, d.step.direction,
+                 d.product.product_id, d.result.cloud_percent, "written" if d.step.write else "not written")
+        if d.step.write:
+            t0, t1 = d.t
+            summaries.append(_summary(d.product, d.result, path, d.step, offset + d.k, total, d.mode, d.updated,
+                                      kept, (t0, t1, t1 + seconds), d.stages.times))
+
+    pending: _Done | None = None
     try:
         for k in range(tr.start, len(steps)):
             step = steps[k]
@@ -388,11 +487,6 @@ def _run_tile(tr: TileRun, luts: LUTCache, params: L2Params, backend: Backend, o
                                           coarse_out=coarse, **extra)
                 del inp
                 t1 = time.perf_counter()
-                path, kept = None, False
-                if step.write:
-                    with stages("write"):
-                        path, kept = _write(result, out, overwrite, resume)
-                t2 = time.perf_counter()
                 day = day_number(product.acquired.date())
                 with stages("composite"):
                     state = _updated(_to_device(state, backend), result, coarse, day,
@@ -406,17 +500,29 @@ def _run_tile(tr: TileRun, luts: LUTCache, params: L2Params, backend: Backend, o
                     if not mem.resident_coarse:
                         state = _to_host(state)
                 del coarse
-                if kill_after and k + 1 == kill_after:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                with stages("checkpoint"):
-                    _commit(tr, k, state)
-            log.info("step %d/%d %s %s %s: cloud %.1f %%, %s", k + 1, len(steps), mode, step.direction,
-                     product.product_id, result.cloud_percent, "written" if step.write else "not written")
-            if step.write:
-                summaries.append(_summary(product, result, path, step, offset + k, total, mode, updated, kept,
-                                          (t0, t1, t2), stages.times))
+                if pending is not None:  # step k-1's product is complete before its commit
+                    done, pending = pending, None
+                    settle(done)
+                d = _Done(k, step, product, result, state, mode, updated, stages, (t0, t1), None)
+                if step.write:
+                    d.write = writer.submit(lambda r=result: timed_write(r))
+                if step.write and background:
+                    pending = d  # written while step k+1 reads and computes
+                else:
+                    settle(d)
+    except BaseException:
+        if pending is not None:  # its product may be complete: commit it, so a resume need not redo it
+            done, pending = pending, None
+            try:
+                settle(done)
+            except BaseException as exc:  # the run's own error is the one raised
+                log.error("step %d: %s", done.k + 1, exc)
+        raise
     finally:
+        writer.close()
         reader.close()
+    if pending is not None:
+        settle(pending)
     tr.state = state
     _finish(out, tr, keep_checkpoint)
     return summaries
@@ -456,10 +562,15 @@ def run_series(
     products: Sequence[L1CProduct], luts: LUTCache, params: L2Params, backend: Backend, out: Path,
     dem: Path | None = None, resume: bool = False, overwrite: bool = False, on_step: OnStep | None = None,
     mode: str = "auto", keep_checkpoint: bool = False, free_bytes: int | None = None,
+    cache: str | Path | None = None, decode_workers: int | None = None, decoder: str | None = None,
+    background_write: bool | None = None,
 ) -> list[dict]:
     """Process every tile's series (module docstring); one summary per product written in this call
     (run_l2a's keys plus mode, planned_mode, direction, step, steps, composite_updated, kept).
-    `on_step(i, n, product_id)` is called before each step (i counts over all tiles)."""
+    `on_step(i, n, product_id)` is called before each step (i counts over all tiles).
+    `cache`: a folder for decoded band files (`io.transcode_cache`); `decode_workers`, `decoder`:
+    the `io.decode.DecodePool` (None: os.cpu_count() / GPUMAJA_DECODE_WORKERS, GPUMAJA_DECODER or
+    auto); `background_write`: None = when the memory plan reads ahead."""
     out = Path(out)
     runs = prepare_tiles(products, luts, params, out, dem, resume, overwrite, mode, backend.xp)
     # every plan before anything is written: a tile that cannot fit fails the run up front
@@ -468,17 +579,18 @@ def run_series(
     total = sum(len(tr.steps) for tr in runs)
     summaries: list[dict] = []
     offset = 0
-    for tr, mem in zip(runs, mems):
-        if not resume:
-            shutil.rmtree(tr.ckpt, ignore_errors=True)
-        if resume or overwrite:
-            _remove_stale(out, tr)
-        if tr.start > 0:
-            log.info("tile %s: resuming at step %d/%d", tr.tile, tr.start + 1, len(tr.steps))
-        if tr.start < len(tr.steps):
-            summaries += _run_tile(tr, luts, params, backend, out, dem, resume, overwrite, on_step, offset, total,
-                                   mem, keep_checkpoint)
-        else:
-            _finish(out, tr, keep_checkpoint)
-        offset += len(tr.steps)
+    with DecodePool(decode_workers, cache, decoder, backend) as pool:
+        for tr, mem in zip(runs, mems):
+            if not resume:
+                shutil.rmtree(tr.ckpt, ignore_errors=True)
+            if resume or overwrite:
+                _remove_stale(out, tr)
+            if tr.start > 0:
+                log.info("tile %s: resuming at step %d/%d", tr.tile, tr.start + 1, len(tr.steps))
+            if tr.start < len(tr.steps):
+                summaries += _run_tile(tr, luts, params, backend, out, dem, resume, overwrite, on_step, offset,
+                                       total, mem, keep_checkpoint, pool, background_write)
+            else:
+                _finish(out, tr, keep_checkpoint)
+            offset += len(tr.steps)
     return summaries
