@@ -18,9 +18,13 @@
 //   stored date (first on ties);
 // - run when MT and MS are valid, or at I == interval_last when either is.
 // Residuals (T_mt, T_blue, T_red the date's tables, L the LTC table; tau0 = tau_D, tau1 = tau_D-1):
-//     MT (per MT sample)  e1 = W1 (T_mt(h, tau0, toa_mt) - L(h, tau1, rta_mt)),  e2 = W2 (T_mt(h, tau0, toa_mt) - rtc)
+//     MT (per MT sample)  e1 = W1 u (T_mt(h, tau0, toa_mt) - L(h, tau1, rta_mt)),  e2 = W2 u (T_mt(h, tau0, toa_mt) - rtc)
 //     MS (per MS sample)  as aot_ms_lm (tau0 only)
 //     dark on tau0, bounds on tau0 and (MT used) tau1.
+// u: toa_units = 0 (MAJA, surface units): 1. toa_units = 1 (TOA units, gpumaja's default): the date's total
+// transmission d(toa*)/d(rho_s) = 1 / q, q = dT_mt/d(toa*) the slope of the TOA* cell holding toa_mt
+// (st_toa_slope_at), bilinear in (h, AOT) like T_mt, so linear in tau0 on the AOT cell; u = 0 where q <= 0.
+// Its derivative du/dtau0 = -u^2 dq/dtau0 enters the tau0 Jacobians (de/dtau0 = W (u dT/dtau0 + du/dtau0 (T - ...))).
 // LM on (tau0, tau1) from (aot_initial, aot_initial_dm1): g = J^T r, H = J^T J (2x2, double);
 // step solves (H + lambda diag H) delta = -g in closed form when H11 > 0, else the scalar step
 // delta0 = -g0 / (H00 (1 + lambda)), delta1 = 0 (exactly aot_ms_lm for a node without MT).
@@ -32,6 +36,19 @@
 struct StEval {
     double cost, g0, g1, h00, h01, h11;
 };
+
+// Slope dTOC/dTOA* of table[n_alt][n_aot][n_toa] at AOT node k: the slope of TOA* cell it, bilinear in
+// altitude (cell ia, weight wa). NumPy twin: gpumaja.atmosphere.aot_st._toa_slope_profile.
+__device__ __forceinline__ double st_toa_slope_at(const float* __restrict__ table, int n_aot, int n_toa,
+                                                  const float* __restrict__ toa_axis, int ia, double wa, int it,
+                                                  int k)
+{
+    const size_t r0 = ((size_t)ia * n_aot + k) * n_toa + it;
+    const size_t r1 = ((size_t)(ia + 1) * n_aot + k) * n_toa + it;
+    const double d0 = (double)table[r0 + 1] - (double)table[r0];
+    const double d1 = (double)table[r1 + 1] - (double)table[r1];
+    return ((1.0 - wa) * d0 + wa * d1) / ((double)toa_axis[it + 1] - (double)toa_axis[it]);
+}
 
 extern "C" __global__ void aot_st_lm(const float* __restrict__ toa_mt,
                                      const float* __restrict__ rta_mt,
@@ -87,6 +104,7 @@ extern "C" __global__ void aot_st_lm(const float* __restrict__ toa_mt,
                                      const double aot_initial_dm1,
                                      const int max_iter,
                                      const double tol,
+                                     const int toa_units,
                                      float* __restrict__ aot_out,
                                      int* __restrict__ n_used,
                                      signed char* __restrict__ method)
@@ -276,11 +294,25 @@ extern "C" __global__ void aot_st_lm(const float* __restrict__ toa_mt,
                     const double t_l = (1.0 - wk1) * b0 + wk1 * b1;
                     const double s_d = (a1 - a0) / dtau0;
                     const double s_l = (b1 - b0) / dtau1;
-                    const double e1 = w1 * (t_d - t_l);
-                    const double e2 = w2 * (t_d - (double)rtc_mt[p]);
-                    const double j1d = w1 * s_d;
-                    const double j1m = -(w1 * s_l);
-                    const double j2d = w2 * s_d;
+                    double u = 1.0, du = 0.0;
+                    if (toa_units) {
+                        const double q0 = st_toa_slope_at(toc_mt, n_aot, n_toa, toa_axis, ia, wa, it, k0);
+                        const double q1 = st_toa_slope_at(toc_mt, n_aot, n_toa, toa_axis, ia, wa, it, k0 + 1);
+                        const double q = (1.0 - wk0) * q0 + wk0 * q1;
+                        if (q > 0.0) {
+                            u = 1.0 / q;
+                            du = -(u * u) * ((q1 - q0) / dtau0);
+                        } else {
+                            u = 0.0;
+                        }
+                    }
+                    const double r1 = t_d - t_l;
+                    const double r2 = t_d - (double)rtc_mt[p];
+                    const double e1 = w1 * (u * r1);
+                    const double e2 = w2 * (u * r2);
+                    const double j1d = w1 * (u * s_d + du * r1);
+                    const double j1m = -(w1 * (u * s_l));
+                    const double j2d = w2 * (u * s_d + du * r2);
                     e.cost += e1 * e1 + e2 * e2;
                     e.g0 += j1d * e1 + j2d * e2;
                     e.h00 += j1d * j1d + j2d * j2d;

@@ -4,9 +4,10 @@
 Generates (or reuses, ``--series DIR``) a synthetic series (docs/synthetic.md: clouds with altitudes and thin
 edges, their geometric shadows, cirrus, harvest-like parcel changes, snow, water; 6S forward model), then
 
-- runs ``gpumaja l2a`` on the whole series twice through the library (``gpumaja.pipeline.l2a.run_l2a``):
+- runs ``gpumaja l2a`` on the whole series three times through the library (``gpumaja.pipeline.l2a.run_l2a``):
   ``mode="auto"`` (MAJA's chain: backward initialisation, NOMINAL mode with the composite, multi-temporal
-  cloud tests, shadows, spectro-temporal AOT) and ``mode="init"`` (every date alone, MAJA's INIT mode);
+  cloud tests, shadows, spectro-temporal AOT), the same with the opt-in ``mt_residual_units = "toa"``
+  spectro-temporal AOT cost (docs/l2a.md), and ``mode="init"`` (every date alone, MAJA's INIT mode);
   the written MUSCATE products are read back with ``gpumaja.open_l2a`` (group R2, 20 m);
 - runs s2cloudless and ukis-csmask (``scripts/peers.py``) on the same L1C TOA reflectance, masks on the
   R2 grid;
@@ -154,10 +155,11 @@ def score_peers(series: Path, keys: dict[str, str], skip: set[str]) -> dict:
     return out
 
 
-def run_gpumaja(series: Path, mode: str, params, backend, workdir: Path, reuse: bool) -> tuple[Path, float]:
+def run_gpumaja(series: Path, mode: str, params, backend, workdir: Path, reuse: bool,
+                tag: str = "") -> tuple[Path, float]:
     from gpumaja.pipeline.l2a import run_l2a
 
-    out = workdir / f"l2a_{mode}"
+    out = workdir / f"l2a_{mode}{tag}"
     if reuse and out.is_dir() and any(out.iterdir()) and not (out / ".gpumaja").exists():
         return out, None  # reused: not timed here
     shutil.rmtree(out, ignore_errors=True)
@@ -215,8 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     res: dict = {"methods": {}}
     try:
-        for label, mode in (("gpumaja multi-temporal", "auto"), ("gpumaja mono-temporal (INIT)", "init")):
-            out, seconds = run_gpumaja(series, mode, params, backend, work, args.reuse)
+        runs = (("gpumaja multi-temporal", "auto", params, ""),
+                ("gpumaja multi-temporal, MT AOT residuals in TOA units (opt-in)", "auto",
+                 params.replace(mt_residual_units="toa"), "_toa"),
+                ("gpumaja mono-temporal (INIT)", "init", params, ""))
+        for label, mode, p, tag in runs:
+            out, seconds = run_gpumaja(series, mode, p, backend, work, args.reuse, tag)
             print(f"  {label}: {seconds} s", file=sys.stderr)
             res["methods"][label] = {**score_products(series, out, keys, skip),
                                      "seconds": None if seconds is None else round(seconds, 1)}

@@ -274,12 +274,20 @@ def test_weights_by_hand():
 # --- inversion --------------------------------------------------------------------------------------------
 
 
-def test_st_recovers_tau_where_ms_alone_is_biased():
+# scene() puts the blue surface 0.01 off the MS relation, so the MS equations pull tau_D away from the truth
+# and the MT equations pull it back. In TOA units (the default) the MT residuals are multiplied by the date's
+# transmission (~0.87 in this atmosphere), so they weigh ~0.75 times as much against the MS ones as in MAJA's
+# surface units: the estimate sits a little further from the truth (0.0108 vs 0.0084 at worst).
+ST_ATOL = {"surface": 0.01, "toa": 0.012}
+
+
+@pytest.mark.parametrize("units", ["surface", "toa"])
+def test_st_recovers_tau_where_ms_alone_is_biased(units):
     s = scene()
-    aot, n_used, method = run_st(s)
+    aot, n_used, method = run_st(s, params=PARAMS.replace(mt_residual_units=units))
     assert aot.shape == (10, 10) and aot.dtype == np.float32 and n_used.dtype == np.int32
     assert method.dtype == np.int8 and np.all(method == 2)
-    np.testing.assert_allclose(aot, 0.25, atol=0.01)
+    np.testing.assert_allclose(aot, 0.25, atol=ST_ATOL[units])
     assert np.all(n_used == 98)  # 49 MS + 49 MT samples at the first interval
     ms_aot, _ = run_ms(s)
     assert np.all(np.abs(ms_aot - 0.25) > 0.03)  # the surface is off the MS relation
@@ -346,21 +354,23 @@ def test_fallback_to_ms_without_composite():
     np.testing.assert_allclose(aot, ms_aot, rtol=0, atol=1e-6)
 
 
-def test_mixed_nodes_and_nothing():
+@pytest.mark.parametrize("units", ["surface", "toa"])
+def test_mixed_nodes_and_nothing(units):
+    params = PARAMS.replace(mt_residual_units=units)
     s = scene(seed=5, n=60)
     mt_sel = np.zeros(s["h"].shape, bool)
     mt_sel[:, :20] = True  # composite only on the left
     ms_sel = np.ones(s["h"].shape, bool)
     ms_sel[30:, 30:] = False
     mt_sel[30:, 30:] = False  # nothing at all in the bottom-right corner
-    aot, n_used, method = run_st(s, mt_sel=mt_sel, ms_sel=ms_sel)
+    aot, n_used, method = run_st(s, mt_sel=mt_sel, ms_sel=ms_sel, params=params)
     nx = aot_node_positions(60, 3)
     assert np.all(method[:, nx < 20] == 2)
     inside = nx + PARAMS.half_window_size * PARAMS.sampling_interval_min < 20  # the whole window has MT
-    np.testing.assert_allclose(aot[:, inside], 0.25, atol=0.01)
+    np.testing.assert_allclose(aot[:, inside], 0.25, atol=ST_ATOL[units])
     reach = PARAMS.half_window_size * PARAMS.sampling_interval_max
     far = nx - reach >= 20
-    ms_aot, _ = run_ms(s, ms_sel=ms_sel)
+    ms_aot, _ = run_ms(s, ms_sel=ms_sel, params=params)
     right = method[:, far] == 1
     assert right.sum() > 0
     np.testing.assert_allclose(aot[:, far][right], ms_aot[:, far][right], rtol=0, atol=1e-6)
@@ -435,6 +445,137 @@ def test_nan_inputs_and_nodata_dates_are_never_used():
     assert n_used.min() < 49
 
 
+# --- MT residual units (L2Params.mt_residual_units): a surface that changes between the dates ------------
+
+
+def scene_changed(n=30, tau_d=0.3, tau_dm1=0.2, sigma=0.01, dt=10, seed=20):
+    """The composite holds the surface of D - dt (RTC exact, RTA its TOA* on the LTC table at tau_dm1); at D
+    the surface has changed by a known random amount (normal, std `sigma`) and is seen at tau_d on the
+    date's table. Blue-band contrast 0.02 .. 0.12; the red band and NDVI only feed the (unused) MS terms."""
+    rng = np.random.default_rng(seed)
+    h = rng.uniform(0.0, 1500.0, (n, n))
+    blue_prev = rng.uniform(0.02, 0.12, (n, n))
+    blue_now = blue_prev + rng.normal(0.0, sigma, (n, n))
+    red_s = rng.uniform(0.03, 0.08, (n, n))
+    f32 = np.float32
+    toa = {
+        "B01": toa_from_table(LUT.toc[0], blue_now, tau_d, h).astype(f32),
+        "B04": toa_from_table(LUT.toc[1], red_s, tau_d, h).astype(f32),
+        "B12": rng.uniform(0.1, 0.3, (n, n)).astype(f32),
+    }
+    rta = {"B01": toa_from_table(LTC_B01, blue_prev, tau_dm1, h).astype(f32)}
+    return {"toa": toa, "rta": rta, "rtc": blue_prev.astype(f32), "pxd": np.full((n, n), DAY - dt, np.int32),
+            "ndvi": rng.uniform(0.3, 0.4, (n, n)).astype(f32), "h": h.astype(f32)}
+
+
+def test_toa_units_remove_the_low_bias_of_surface_change():
+    """MAJA's equation 1 in surface units rewards lowering both AOTs: the real surface change between the dates
+    is seen through a larger transmission and its scatter shrinks. Multiplied by the transmission (TOA units),
+    that scatter no longer depends on the trial AOT and the estimate is unbiased."""
+    none = np.zeros((30, 30), bool)  # MT equations only (MS off): the bias is theirs
+    surface, toa = (PARAMS.replace(mt_residual_units=u) for u in ("surface", "toa"))
+    # no change: both costs are zero at the truth
+    still = scene_changed(sigma=0.0)
+    for params in (surface, toa):
+        aot, _, method = run_st(still, ms_sel=none, params=params)
+        assert np.all(method == 2)
+        np.testing.assert_allclose(aot, 0.3, atol=2e-3)
+    # the blue surface changes by 0.01 (std) between the dates; three scenes
+    err_s, err_t = [], []
+    for seed in (20, 21, 22):
+        moved = scene_changed(seed=seed)
+        # W1 at its cap, as on the real series: |mean TOA* difference| / std_noise > 10 (the geometry of
+        # the two dates differs, as the winter sun zenith does)
+        assert abs(float(np.mean(moved["toa"]["B01"].astype(float) - moved["rta"]["B01"]))) > 0.01
+        aot_s, _, method_s = run_st(moved, ms_sel=none, params=surface)
+        aot_t, _, method_t = run_st(moved, ms_sel=none, params=toa)
+        assert np.all(method_s == 2) and np.all(method_t == 2)
+        err_s.append(aot_s.ravel() - 0.3)
+        err_t.append(aot_t.ravel() - 0.3)
+        # surface units: biased low by ~0.03 in every scene; TOA units: the scene's noise only (each node
+        # sees 49 changed samples: ~0.012 rms, a scene mean within ~0.005)
+        assert np.mean(err_s[-1]) < -0.02
+        assert abs(np.mean(err_t[-1])) < 0.006
+    err_s, err_t = np.concatenate(err_s), np.concatenate(err_t)
+    assert np.mean(err_s) < -0.025 and np.median(err_s) < -0.025
+    assert abs(np.mean(err_t)) < 0.003 and abs(np.median(err_t)) < 0.003
+    assert np.sqrt(np.mean(err_t**2)) < 0.5 * np.sqrt(np.mean(err_s**2))
+
+
+def _fd_toa_slope(table, h, tau, toa, eps=1e-6):
+    """dTOC/dTOA* of the trilinear interpolation of `table` by a central difference (scipy, float64)."""
+    axes = tuple(np.asarray(a, np.float32).astype(np.float64) for a in (ALT, AOT, TOA))
+    f = RegularGridInterpolator(axes, table.astype(np.float64), method="linear", bounds_error=False, fill_value=None)
+
+    def pts(x):
+        return np.stack([h, np.full(h.size, tau), x], axis=1)
+
+    return (f(pts(toa + eps)) - f(pts(toa - eps))) / (2 * eps)
+
+
+def test_toa_slope_profile_is_the_table_slope_and_the_transmission():
+    from gpumaja.atmosphere.aot_st import _toa_slope_profile
+
+    rng = np.random.default_rng(30)
+    h = rng.uniform(0.0, 3000.0, 200)
+    toa = rng.uniform(0.05, 0.4, 200)
+    toa = np.where(np.abs(toa / 0.02 - np.round(toa / 0.02)) < 1e-3, toa + 0.005, toa)  # off the TOA* nodes
+    q = _toa_slope_profile(LUT.toc[0], LUT, h, toa)
+    assert q.shape == (200, AOT.size)
+    for k in (0, 4, 24):
+        np.testing.assert_allclose(q[:, k], _fd_toa_slope(LUT.toc[0], h, float(np.float32(AOT[k])), toa), rtol=1e-6)
+    # 1 / slope is the transmission d(TOA*)/d(rho_s) of the analytic atmosphere, t / (1 - s rho_s)^2 (up to the
+    # table's interpolation error)
+    tau = 0.25
+    te = tau * np.exp(-h / 2000.0)
+    t, sph = np.exp(-TX[0] * te - 0.1 * np.exp(-h / 8000.0)), 0.12 + 0.06 * te
+    rho = _inverse(0, toa, tau, h, 1.0)
+    k = 4  # AOT[4] = 0.25
+    np.testing.assert_allclose(1.0 / q[:, k], t / (1.0 - sph * rho) ** 2, rtol=0.02)
+
+
+@pytest.mark.parametrize("units", ["surface", "toa"])
+def test_lm_minimises_the_documented_cost(units):
+    """One node, MT only: the LM result is the minimum of the cost written out here, with scipy's
+    interpolation and a derivative-free minimiser (W1, W2 by hand; u = 1 or 1 / (dTOC/dTOA*))."""
+    from scipy.optimize import minimize
+
+    s = scene_changed(sigma=0.02, seed=21)
+    none = np.zeros((30, 30), bool)
+    params = PARAMS.replace(mt_residual_units=units)
+    aot, _, _ = run_st(s, ms_sel=none, params=params)
+    # node (5, 5) is at pixel (16, 16); its MT samples: the 7x7 window at interval 2 (all selected, one PXD)
+    ys = 16 + 2 * np.arange(-3, 4)
+    ix = np.ix_(ys, ys)
+    h = s["h"][ix].astype(float).ravel()
+    toa_d = s["toa"]["B01"][ix].astype(float).ravel()
+    rta = s["rta"]["B01"][ix].astype(float).ravel()
+    rtc = s["rtc"][ix].astype(float).ravel()
+    f = 1200.0 / (10.0**2 + 800.0)
+    w1 = min(abs(np.mean(toa_d - rta)) / 0.001, 10.0) * f
+    w2 = 2.0 * f
+    axes = tuple(np.asarray(a, np.float32).astype(np.float64) for a in (ALT, AOT, TOA))
+    f_d = RegularGridInterpolator(axes, LUT.toc[0].astype(np.float64))
+    f_l = RegularGridInterpolator(axes, LTC_B01.astype(np.float64))
+
+    def cost(x):
+        t0, t1 = x
+        rho_d = f_d(np.stack([h, np.full(h.size, t0), toa_d], axis=1))
+        rho_l = f_l(np.stack([h, np.full(h.size, t1), rta], axis=1))
+        u = 1.0 if units == "surface" else 1.0 / _fd_toa_slope(LUT.toc[0], h, t0, toa_d)
+        return float(np.sum((w1 * u * (rho_d - rho_l)) ** 2 + (w2 * u * (rho_d - rtc)) ** 2))
+
+    best = minimize(cost, [0.3, 0.2], method="Nelder-Mead", bounds=[(0.02, 1.4), (0.02, 1.4)],
+                    options={"xatol": 1e-7, "fatol": 1e-14, "maxiter": 4000})
+    assert best.success
+    assert abs(float(aot[5, 5]) - best.x[0]) < 2e-4  # (without du/dtau_D in the Jacobian: 0.160 vs 0.321)
+
+
+def test_unknown_residual_units_are_rejected():
+    with pytest.raises(InputError, match="mt_residual_units"):
+        run_st(scene(n=9), params=PARAMS.replace(mt_residual_units="TOA"))
+
+
 def test_dispatch_and_validation():
     s = scene(n=9)
     a_np = run_st(s)
@@ -476,8 +617,9 @@ def _compare_gpu(s, mt_sel, ms_sel, ltc, ltc_days, aot_dark, params=PARAMS):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("units", ["surface", "toa"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_gpu_matches_numpy_random(seed):
+def test_gpu_matches_numpy_random(seed, units):
     rng = np.random.default_rng(100 + seed)
     n = 64
     f32 = np.float32
@@ -493,7 +635,8 @@ def test_gpu_matches_numpy_random(seed):
     mt_sel = rng.random((n, n)) < rng.uniform(0.2, 0.9)
     ms_sel = rng.random((n, n)) < rng.uniform(0.05, 0.9)
     ltc = np.stack([LTC_B01, LUT.toc[0]])
-    _compare_gpu(s, mt_sel, ms_sel, ltc, [DAY - 17, DAY - 40], aot_dark=[0.2, math.inf, 0.05][seed])
+    _compare_gpu(s, mt_sel, ms_sel, ltc, [DAY - 17, DAY - 40], aot_dark=[0.2, math.inf, 0.05][seed],
+                 params=PARAMS.replace(mt_residual_units=units))
 
 
 @pytest.mark.gpu
@@ -511,6 +654,17 @@ def test_gpu_matches_numpy_realistic():
     _compare_gpu(s, mt_sel, ms_sel, ltc, [DAY - 10, DAY - 25], aot_dark=math.inf,
                  params=PARAMS.replace(n_pix_min=40))
     _compare_gpu(s, np.zeros(shape, bool), ms_sel, ltc, [DAY - 10, DAY - 25], aot_dark=0.3)
+    _compare_gpu(s, mt_sel, ms_sel, ltc, [DAY - 10, DAY - 25], aot_dark=0.3,
+                 params=PARAMS.replace(mt_residual_units="surface"))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("units", ["surface", "toa"])
+def test_gpu_matches_numpy_surface_change(units):
+    s = scene_changed(n=60, sigma=0.02, seed=22)
+    shape = s["h"].shape
+    _compare_gpu(s, np.ones(shape, bool), np.zeros(shape, bool), LTC_B01[None], [DAY - 10], aot_dark=math.inf,
+                 params=PARAMS.replace(mt_residual_units=units))
 
 
 @pytest.mark.gpu

@@ -372,8 +372,10 @@ def test_killed_and_resumed_run_gives_the_same_products(series, uninterrupted, t
 
 def test_series_in_strips_gives_the_same_products(series, uninterrupted, tmp_path):
     """A memory budget that forces strips (by hand from memory.py's model for this 120 px tile: base
-    1_528_350 B; R1 103 B/px x 120 px = 12_360 B per row -> 24 rows with 300_000 B left; R2 127 x 60 =
-    7_620 B per row -> 36 rows) gives the products of the whole-image run."""
+    1_595_400 B = 1_506_000 B of date input, read and host outputs + 100 coarse px (120 m grid, 10 x 10)
+    x 894 B (13 bands x 32 + 256 coarse chain, 222 composite); R1 103 B/px x 120 px = 12_360 B per row
+    -> 24 rows (a multiple of 12 fine rows per coarse row) with 300_000 B left; R2 127 x 60 = 7_620 B
+    per row -> 39, i.e. 36 rows (a multiple of 6)) gives the products of the whole-image run."""
     from gpumaja.pipeline.l2a import open_inputs
     from gpumaja.pipeline.luts import LUTCache
     from gpumaja.pipeline.memory import InsufficientMemoryError
@@ -381,7 +383,7 @@ def test_series_in_strips_gives_the_same_products(series, uninterrupted, tmp_pat
     safes, dem = series
     a, _ = uninterrupted
     prods = open_inputs(safes)
-    free = int(1.25 * (1_528_350 + 300_000))
+    free = int(1.25 * (1_595_400 + 300_000))
     plan = S.memory_plan_for(prods, L2Params(), CPU, 9, free)
     assert plan.read_ahead == 0 and plan.strip_rows == {"R1": 24, "R2": 36, "R3": None}
     S.run_series(prods, LUTCache(), L2Params(), CPU, tmp_path / "C", dem, free_bytes=free)

@@ -91,9 +91,14 @@ def test_excluded_and_nan_are_false():
 
 
 def test_refl_var_default_p21_hand_value():
-    # P21: thr = min(0.060, 0.016 (1 + 45/45)) = 0.032 at 45 days; dHOT = 0.03 -> clear, 0.035 -> cloud.
-    var, _ = _refl_var_row([0.08, 0.085], [0.04, 0.04], [0.3, 0.3], [0.05, 0.05], [0.04, 0.04], [0.3, 0.3],
+    # default (P21 at 120 m): thr = min(0.060, 0.018 (1 + 45/45)) = 0.036 at 45 days;
+    # dHOT = 0.035 -> clear, 0.04 -> cloud
+    var, _ = _refl_var_row([0.085, 0.09], [0.04, 0.04], [0.3, 0.3], [0.05, 0.05], [0.04, 0.04], [0.3, 0.3],
                            [45, 45], params=P)
+    assert var[0].tolist() == [False, True]
+    # P21 at 240 m: thr = min(0.060, 0.016 (1 + 45/45)) = 0.032; dHOT = 0.03 -> clear, 0.035 -> cloud
+    var, _ = _refl_var_row([0.08, 0.085], [0.04, 0.04], [0.3, 0.3], [0.05, 0.05], [0.04, 0.04], [0.3, 0.3],
+                           [45, 45], params=P.replace(min_threshold_var_blue=0.016))
     assert var[0].tolist() == [False, True]
 
 

@@ -8,7 +8,7 @@ import pytest
 from gpumaja.masks.combine import clm_bits, combine_clouds, mg2_bits
 from gpumaja.model.params import L2Params
 
-P = L2Params()  # se_cloud_radius 1 (3x3 ball)
+P = L2Params(se_cloud_radius=1)  # P16/P18t's radius 1 (3x3 ball); the default is P17's 0
 
 
 def _m(shape, *pts):

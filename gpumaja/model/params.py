@@ -17,7 +17,9 @@ from dataclasses import asdict, dataclass, fields, replace
 @dataclass(frozen=True)
 class L2Params:
     # --- geometry -------------------------------------------------------------------------------
-    coarse_resolution_m: float = 240.0  # L2CoarseResolution, UserConf (maja-l2a.md "Processing geometry")
+    # MAJA 4.2's default (CNES/MAJA README; Theia's MUSCATE UserConf uses 240 m): maja-l2a.md
+    # "Processing geometry"; why we chose 120 m: docs/l2a.md "Mask geometry defaults"
+    coarse_resolution_m: float = 120.0
 
     # --- band roles (S2 band names; the Landsat equivalents come from `roles_for`) ---------------
     blue_band: str = "B01"  # Blue_Band_Code, all GIPP versions (443 nm)
@@ -75,7 +77,7 @@ class L2Params:
     water_sunglint_reflectance_threshold: float = 0.16  # P21
 
     # --- dilation / resampling (§1.8, §1.11) ----------------------------------------------------
-    se_cloud_radius: int = 1  # P16/P18t (P17: 0)
+    se_cloud_radius: int = 0  # P17 ("slightly better accuracy"; P16/P18t: 1): docs/l2a.md "Mask geometry defaults"
     se_input_masks_radius: int = 1
     mask_resampling_threshold: float = 0.25  # bilinear then > 0.25
     max_cloud_percentage: float = 90.0  # P16/P21: above -> metadata only
@@ -126,7 +128,7 @@ class L2Params:
     max_aot: float = 0.5  # Max_AOT: image mean AOT at or above it -> no composite update
 
     # --- multi-temporal cloud test (§1.2), correlation (§1.3), extension (§1.4) -------------------
-    min_threshold_var_blue: float = 0.016  # P21 (P16/P17 0.025)
+    min_threshold_var_blue: float = 0.018  # P21's value for a 120 m coarse grid (0.016 at 240 m; P16/P17 0.025)
     max_threshold_var_blue: float = 0.060  # P21 (P16/P17 0.070)
     cloud_forgetting_duration: float = 45.0  # P21, days (P16/P17 30)
     k_nir_blue: float = 1.2  # P16/P17
@@ -173,6 +175,11 @@ class L2Params:
     st_weight_a: float = 1200.0  # W1, W2 x A / (dt^2 + B)
     st_weight_b: float = 800.0
     aot_initial_dm1: float = 0.1
+    # Units of the MT equation residuals (gpumaja.atmosphere.aot_st): "surface" is MAJA's cost (ρs
+    # differences, the default); "toa" (opt-in, a deviation from MAJA) multiplies them by the date's
+    # total transmission dρ*/dρs, so that a real surface change between the dates weighs the same
+    # whatever the trial AOT. Evidence for and against: docs/l2a.md "Spectro-temporal AOT".
+    mt_residual_units: str = "surface"
 
     # --- series (§2 backward mode; Start_maja defaults) ---------------------------------------------
     n_backward: int = 8  # nbackward: the first N products initialise backward
