@@ -99,13 +99,17 @@ def run_cases(
             with open(cache, "a", encoding="utf-8") as fh:
                 fh.write("\n")
     stop = threading.Event()
+    first_error: list[BaseException] = []  # the case that failed first: the error the build raises
 
     def guarded(case: Case) -> dict[str, float]:
         if stop.is_set():  # an earlier case failed or the user interrupted: run nothing more
             raise RuntimeError("LUT build stopped")
         try:
             return run(case)
-        except BaseException:
+        except BaseException as exc:
+            with lock:
+                if not first_error:
+                    first_error.append(exc)
             stop.set()
             raise
 
@@ -115,6 +119,9 @@ def run_cases(
             futures = {pool.submit(guarded, c): c for c in todo}
             for fut in as_completed(futures):
                 case = futures[fut]
+                if fut.exception() is not None and first_error:
+                    # as_completed may hand over a later "stopped" case first: raise the real cause
+                    raise first_error[0]
                 values = fut.result()
                 with lock:
                     fh.write(json.dumps({"key": case.key, "values": values}) + "\n")
