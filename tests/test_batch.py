@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -30,6 +29,7 @@ import pytest
 
 from gpumaja.cli.main import run
 from gpumaja.pipeline import batch as B
+from tests.product_files import files, stripped
 
 REPO = Path(__file__).resolve().parents[1]
 TILES = ("T31TCJ", "T31TCK", "T31TDJ")
@@ -37,7 +37,6 @@ DATES = 4
 # in-process workers are threads: io/quicklook.py's warnings.catch_warnings (not thread-safe) may let
 # its silenced NotGeoreferencedWarning through when two tiles write quicklooks at once
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
-_STAMPS = (re.compile(rb"<((?:START_|END_)?PRODUCTION_DATE)>[^<]*</\1>"), re.compile(rb'"created": "[^"]*"'))
 
 
 # ------------------------------------------------------------------------------------ fixtures
@@ -87,16 +86,7 @@ def in_process(*extra) -> list[str]:
     return ["--cluster", "local", "--threads", "--workers", "2", *extra]
 
 
-def _stripped(path: Path) -> bytes:
-    data = path.read_bytes()
-    if path.name.endswith(("_MTD_ALL.xml", "_STAC.json")):
-        for pat in _STAMPS:
-            data = pat.sub(b"<stamp>", data)
-    return data
 
-
-def _files(folder: Path) -> dict[str, Path]:
-    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def products_of(folder: Path, tile: str) -> list[str]:
@@ -109,10 +99,10 @@ def assert_same_products(ref: Path, out: Path, tiles=TILES) -> None:
     names = {p.name for p in ref.iterdir() if any(f"_L2A_{t}_" in p.name for t in tiles)}
     assert {p.name for p in out.iterdir()} == names | {B.SUMMARY_FILE}  # no temporary folder, no .gpumaja
     for name in names:
-        fa, fb = _files(ref / name), _files(out / name)
+        fa, fb = files(ref / name), files(out / name)
         assert sorted(fa) == sorted(fb), name
         for rel in fa:
-            assert _stripped(fa[rel]) == _stripped(fb[rel]), f"{name}/{rel}"
+            assert stripped(fa[rel]) == stripped(fb[rel]), f"{name}/{rel}"
 
 
 def load_summary(out: Path) -> dict:

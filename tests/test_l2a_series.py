@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from gpumaja.io.composite_store import load_composite
 from gpumaja.model.params import L2Params
 from gpumaja.pipeline import l2a_series as S
 from gpumaja.pipeline.memory import MemoryPlan
+from tests.product_files import files, stripped
 
 REPO = Path(__file__).resolve().parents[1]
 START = datetime(2024, 1, 5, 10, 50, tzinfo=timezone.utc)
@@ -308,19 +308,9 @@ def series(tmp_path_factory):
     return safes, tmp / "series" / "truth" / "dem.tif"
 
 
-_STAMPS = (re.compile(rb"<((?:START_|END_)?PRODUCTION_DATE)>[^<]*</\1>"), re.compile(rb'"created": "[^"]*"'))
 
 
-def _stripped(path: Path) -> bytes:
-    data = path.read_bytes()
-    if path.name.endswith(("_MTD_ALL.xml", "_STAC.json")):
-        for pat in _STAMPS:
-            data = pat.sub(b"<stamp>", data)
-    return data
 
-
-def _files(folder: Path) -> dict[str, Path]:
-    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -335,11 +325,11 @@ def uninterrupted(series, tmp_path_factory):
 
 
 def assert_same_products(a: Path, b: Path) -> None:
-    fa, fb = _files(a), _files(b)
+    fa, fb = files(a), files(b)
     assert sorted(fa) == sorted(fb)
     assert not any(".tmp-" in k or ".old-" in k or k.startswith(S.CHECKPOINT_DIR) for k in fb)
     for rel in fa:
-        assert _stripped(fa[rel]) == _stripped(fb[rel]), rel
+        assert stripped(fa[rel]) == stripped(fb[rel]), rel
 
 
 def test_killed_and_resumed_run_gives_the_same_products(series, uninterrupted, tmp_path):
