@@ -227,6 +227,21 @@ def test_second_batch_skips_complete_products(tiles, reference, tmp_path, capsys
     assert second["batch"] != first["batch"]
 
 
+def test_batch_with_a_decode_cache(tiles, reference, tmp_path, capsys):
+    """--cache reaches every tile task: the cache fills with one entry per band file read, and the
+    products are those of the run without a cache."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    m = manifest(tiles, tmp_path, names=("T31TCJ",))
+    code, stdout, err = call(capsys, "batch", m, "--out", out, "--cache", cache, "--decode-workers", "2",
+                             *in_process("--json"))
+    assert code == 0, err
+    assert json.loads(stdout)["totals"]["ok"] == 1
+    jp2 = sorted(p for p in (tiles / "T31TCJ").rglob("*.jp2") if "IMG_DATA" in p.parts)
+    entries = sorted(cache.rglob("*.tif"))
+    assert jp2 and len(entries) == len(jp2)
+    assert_same_products(reference, out, tiles=("T31TCJ",))
+
+
 def test_half_done_tile_is_completed_not_rewritten(tiles, reference, tmp_path, capsys):
     """A tile with one product already in --out (and no checkpoint): the batch keeps it (same
     inode) and writes the others."""

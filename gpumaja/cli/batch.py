@@ -53,6 +53,10 @@ def batch(
     gipp: Path = typer.Option(None, "--gipp", help="MAJA GIPP folder for the entries that give none."),
     lut: Path = typer.Option(None, "--lut", help="LUT file for the entries that give none."),
     params: Path = typer.Option(None, "--params", help="Parameter file for the entries that give none."),
+    cache: Path = typer.Option(None, "--cache", help="Decoded-band cache folder (as 'gpumaja l2a --cache'); on a "
+                               "cluster, a folder every worker can reach."),
+    decode_workers: int = typer.Option(None, "--decode-workers", min=1, help="Decode threads per tile task "
+                                       "(default: GPUMAJA_DECODE_WORKERS, else the number of CPUs)."),
     mode: SeriesMode = typer.Option(SeriesMode.auto, "--mode", help="As for 'gpumaja l2a'."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the products and checkpoints already in "
                                    "--out (default: resume; complete products are skipped)."),
@@ -82,7 +86,8 @@ def batch(
     level = logging.DEBUG if state["verbose"] else logging.WARNING if state["quiet"] else logging.INFO
     opts = BatchOptions(out=out.expanduser().absolute(), device=device.value, mode=mode.value, overwrite=overwrite,
                         dem=_absolute(dem), gipp=_absolute(gipp), lut=_absolute(lut), params=_absolute(params),
-                        lock_timeout=lock_timeout, log_level=level)
+                        cache=_absolute(cache), decode_workers=decode_workers, lock_timeout=lock_timeout,
+                        log_level=level)
     with open_client(cluster, copts) as client, progress_bar("batch", len(entries)) as advance:
         def on_event(msg: dict) -> None:
             if msg.get("event") == "step":

@@ -70,6 +70,8 @@ class BatchOptions:
     gipp: Path | None = None
     lut: Path | None = None
     params: Path | None = None
+    cache: Path | None = None  # decoded-band cache folder shared by the workers (`gpumaja l2a --cache`)
+    decode_workers: int | None = None  # decode threads per task (`gpumaja l2a --decode-workers`)
     lock_timeout: float | None = None  # seconds to wait for another attempt's lock; None = no limit
     log_level: int = logging.INFO
 
@@ -308,7 +310,8 @@ def run_tile(entry: TileEntry, opts: BatchOptions, batch_id: str) -> dict:
                 first_overwrite = opts.overwrite and attempt == 1
                 run_l2a(entry.inputs, out, backend, params, dem=entry.dem or opts.dem, gipp=entry.gipp or opts.gipp,
                         lut_file=entry.lut or opts.lut, overwrite=opts.overwrite,
-                        resume=not first_overwrite, on_product=on_step, mode=opts.mode)
+                        resume=not first_overwrite, on_product=on_step, mode=opts.mode, cache=opts.cache,
+                        decode_workers=opts.decode_workers)
                 computed = True
             missing = [n for n in names if not product_done(out / n)]
             if missing:
