@@ -11,7 +11,10 @@ The multi-temporal tests, shadows and the spectro-temporal AOT read it; the seri
 after each date so that a run can resume.
 
 Dates may go backwards (backward initialisation processes the youngest dates first, §2): ages are
-|today - PXD|; a date may not repeat the previous one.
+|today - PXD|; a date may not repeat the previous one. A date processed a second time (backward, then
+forward) replaces its own layer of the STO, PWA/TWA and LTC stacks rather than taking a second slot
+(one observation counted once in the multi-date water fraction and in the stack depth; the reference
+does not say what MAJA does here).
 
 `update_composite` is §2's update rule, step for step:
 
@@ -106,6 +109,19 @@ def high_aot_mask(aot, valid, params: L2Params):
     return valid & (aot > np.float32(mean + max(params.coef_sigma_aot * std, params.minimum_high_aot_std)))
 
 
+def _drop_day(stack, days: tuple[int, ...], day: int, xp, pad: bool = False):
+    """(stack, days) without the layers dated `day` (layer i is dated days[i]); with `pad` the stack
+    keeps its length, empty (NaN) layers appended at the end (the STO stack has a fixed depth)."""
+    drop = [i for i, d in enumerate(days) if d == day]
+    if not drop:
+        return stack, days
+    keep = [i for i in range(stack.shape[0]) if i not in drop]
+    out = stack[xp.asarray(keep, dtype=np.int64)] if keep else stack[:0]
+    if pad:
+        out = xp.concatenate([out, xp.full((len(drop),) + stack.shape[1:], np.nan, stack.dtype)], axis=0)
+    return out, tuple(d for i, d in enumerate(days) if i not in drop)
+
+
 def update_composite(
     state: CompositeState, day: int, rta, rcr, rtc, aot, all_clouds, clouds_and_shadows, edge, snow,
     saturated_any, params: L2Params, global_flags: dict[str, bool] | None = None, *,
@@ -142,19 +158,26 @@ def update_composite(
         return xp.where(new_ndt[None], np.float32(np.nan), out)
 
     ci = state.bands.index(params.correl_band)
-    sto = xp.concatenate([rcr[ci][None].astype(np.float32), state.sto[:-1]], axis=0)
-    sto_days = ((day,) + state.sto_days)[: params.number_of_stack_images]
+    # a date already in a stack (the dates between the oldest and the INIT date are processed twice:
+    # backward, then forward) replaces its old layer instead of taking a second slot
+    old_sto, old_sto_days = _drop_day(state.sto, state.sto_days, day, xp, pad=True)
+    sto = xp.concatenate([rcr[ci][None].astype(np.float32), old_sto[:-1]], axis=0)
+    sto_days = ((day,) + old_sto_days)[: params.number_of_stack_images]
     mode = "INIT" if state.last_day == NO_DATE else "NOMINAL"
     n_wam = params.water_mask_number
     pwa, twa, wam_days = state.pwa, state.twa, state.wam_days
     if possible_water is not None and tested_water is not None:
+        pwa, _ = _drop_day(pwa, wam_days, day, xp)
+        twa, wam_days = _drop_day(twa, wam_days, day, xp)
         pwa = xp.concatenate([xp.asarray(possible_water, bool)[None], pwa], axis=0)[:n_wam]
         twa = xp.concatenate([xp.asarray(tested_water, bool)[None], twa], axis=0)[:n_wam]
         wam_days = ((int(day),) + wam_days)[:n_wam]
     ltc, ltc_days = state.ltc, state.ltc_days
     if mt_toc_table is not None:
         t = np.asarray(mt_toc_table, np.float32)[None]
-        ltc = t if ltc is None else np.concatenate([t, ltc], axis=0)[: params.number_of_stack_images]
+        if ltc is not None:
+            ltc, ltc_days = _drop_day(ltc, ltc_days, day, np)
+        ltc = t if ltc is None or len(ltc) == 0 else np.concatenate([t, ltc], axis=0)[: params.number_of_stack_images]
         ltc_days = ((int(day),) + ltc_days)[: params.number_of_stack_images]
     return CompositeState(
         state.bands, merge(state.rta, rta), merge(state.rcr, rcr), merge(state.rtc, rtc),

@@ -139,6 +139,25 @@ def test_water_stacks_and_lut_stack_keep_the_newest_layers():
     assert s.ltc_for(1)[0, 0, 0] == 3  # day 1 and 2 dropped off the stack: the nearest stored is 3
 
 
+def test_a_date_processed_again_replaces_its_stack_layers():
+    """Backward then forward (days 30, 20, 10 then 20, 30): the second visit of a date replaces its own
+    STO, PWA/TWA and LTC layers; one observation per date in each stack, newest visit first."""
+    s = empty_composite(BANDS, SHAPE, P)
+    table = np.zeros((2, 3, 4), np.float32)
+    for visit, day in enumerate((30, 20, 10, 20, 30)):
+        rta, rcr, rtc = _date(0.1)
+        rcr[BANDS.index("B04")] = visit  # which visit wrote the layer
+        s = update_composite(s, day, rta, rcr, rtc, np.full(SHAPE, 0.1, np.float32), params=P, **_masks(),
+                             possible_water=np.full(SHAPE, visit >= 3), tested_water=np.ones(SHAPE, bool),
+                             mt_toc_table=table + visit)
+    assert s.sto_days == (30, 20, 10) and s.wam_days == (30, 20, 10) and s.ltc_days == (30, 20, 10)
+    np.testing.assert_array_equal(s.sto[:3, 0, 0], [4, 3, 2])
+    assert np.isnan(s.sto[3:]).all() and s.sto.shape[0] == P.number_of_stack_images  # depth kept
+    np.testing.assert_array_equal(s.pwa[:, 0, 0], [True, True, False])
+    assert s.pwa.shape[0] == s.twa.shape[0] == 3
+    np.testing.assert_array_equal(s.ltc[:, 0, 0, 0], [4, 3, 2])
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 60), st.integers(0, 63)), min_size=1, max_size=8))
 def test_invariants(steps):
