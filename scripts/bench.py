@@ -466,7 +466,7 @@ def decode_products(products, backend, dem: Path | None = None) -> dict:
         pixels.append(px)
     sync(backend)
     t0 = time.perf_counter()
-    inp = read_date(products[0], backend, dem, 240.0)
+    inp = read_date(products[0], backend, dem)
     sync(backend)
     t_read_date = time.perf_counter() - t0
     del inp

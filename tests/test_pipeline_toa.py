@@ -20,8 +20,11 @@ def test_series_grids_and_coarse_grid(series):
     assert series.groups == ("R1", "R2", "R3")
     assert [b.name for b in series.bands("R2")] == ["B05", "B06", "B07", "B8A", "B11", "B12"]
     assert series.grids["R1"].shape == (30, 30)
-    # a 300 m window: two 240 m coarse cells per side, anchored on the window's upper-left corner
-    assert series.coarse_grid.shape == (2, 2) and series.coarse_grid.bounds[3] == 4850020
+    # a 300 m window: three 120 m coarse cells per side (the default), anchored on the window's
+    # upper-left corner; two 240 m cells
+    assert series.coarse_grid.shape == (3, 3) and series.coarse_grid.bounds[3] == 4850020
+    coarse240 = TileSeries(series.products, coarse_resolution=240).coarse_grid
+    assert coarse240.shape == (2, 2) and coarse240.bounds[3] == 4850020
     with pytest.raises(ValueError):
         TileSeries(series.products, coarse_resolution=200)
 

@@ -114,27 +114,36 @@ def run_cases(
             raise
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
-    try:
-        with open(cache, "a", encoding="utf-8") as fh:
-            futures = {pool.submit(guarded, c): c for c in todo}
-            for fut in as_completed(futures):
-                case = futures[fut]
-                if fut.exception() is not None and first_error:
-                    # as_completed may hand over a later "stopped" case first: raise the real cause
-                    raise first_error[0]
-                values = fut.result()
-                with lock:
-                    fh.write(json.dumps({"key": case.key, "values": values}) + "\n")
-                    fh.flush()
-                    done[case.key] = values
-                    count += 1
-                if on_done:
-                    on_done(count, total)
-    except BaseException:
-        # a failed case or Ctrl-C: drop the queued cases now (finished ones are in the cache)
-        stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
+    futures: dict = {}
+    with open(cache, "a", encoding="utf-8") as fh:
+
+        def record(fut) -> None:
+            nonlocal count
+            case = futures.pop(fut)
+            values = fut.result()
+            with lock:
+                fh.write(json.dumps({"key": case.key, "values": values}) + "\n")
+                fh.flush()
+                done[case.key] = values
+                count += 1
+            if on_done:
+                on_done(count, total)
+
+        try:
+            futures.update({pool.submit(guarded, c): c for c in todo})
+            for fut in as_completed(list(futures)):
+                if fut.exception() is not None:
+                    raise first_error[0] if first_error else fut.exception()
+                record(fut)
+        except BaseException:
+            # a failed case or Ctrl-C: drop the queued cases, let the running ones end, and keep every
+            # case that finished in the cache (a resumed build does not run it again); then the
+            # first failing case's error (as_completed may hand over a later "stopped" case first)
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            for fut in [f for f in futures if f.done() and not f.cancelled() and f.exception() is None]:
+                record(fut)
+            raise
     pool.shutdown(wait=True)
     return done
 

@@ -1,7 +1,7 @@
 """Grids as value objects: which pixels on which map (CRS, affine transform, shape).
 
 A `Grid` is north-up (no rotation) and immutable, so two products are on the same grid exactly when
-their grids compare equal. The coarse processing grid of the L2A chain (240 m by default, 120 m
+their grids compare equal. The coarse processing grid of the L2A chain (120 m by default, 240 m
 allowed; reference maja-l2a.md "Processing geometry") is derived from a full-resolution grid by
 `Grid.coarsen`.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from affine import Affine
 
 COARSE_RESOLUTIONS_M = (240.0, 120.0)
-DEFAULT_COARSE_RESOLUTION_M = 240.0
+DEFAULT_COARSE_RESOLUTION_M = 120.0  # MAJA 4.2's default; Theia's MUSCATE configuration: 240 m
 
 
 @dataclass(frozen=True)

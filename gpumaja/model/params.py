@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
+from gpumaja.model.grids import DEFAULT_COARSE_RESOLUTION_M
+
 
 @dataclass(frozen=True)
 class L2Params:
     # --- geometry -------------------------------------------------------------------------------
     # MAJA 4.2's default (CNES/MAJA README; Theia's MUSCATE UserConf uses 240 m): maja-l2a.md
     # "Processing geometry"; why we chose 120 m: docs/l2a.md "Mask geometry defaults"
-    coarse_resolution_m: float = 120.0
+    coarse_resolution_m: float = DEFAULT_COARSE_RESOLUTION_M
 
     # --- band roles (S2 band names; the Landsat equivalents come from `roles_for`) ---------------
     blue_band: str = "B01"  # Blue_Band_Code, all GIPP versions (443 nm)

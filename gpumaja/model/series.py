@@ -1,7 +1,7 @@
 """The tile series: products of one tile sorted by date, and its xarray form per resolution group.
 
 `TileSeries` holds the per-date metadata (no pixels), the group grids and the coarse processing grid
-(240 m default, 120 m allowed; maja-l2a.md "Processing geometry"). `group_dataset` builds, from
+(120 m default, 240 m allowed; maja-l2a.md "Processing geometry"). `group_dataset` builds, from
 TOA stacks already computed, the xarray Dataset of one resolution group:
 
     toa          (time, band, y, x)   float32 TOA reflectance, NaN = no data

@@ -29,6 +29,7 @@ from gpumaja.io.decode import DecodePool
 from gpumaja.io.dem import load_terrain
 from gpumaja.model.bands import group_bands
 from gpumaja.model.grids import Grid
+from gpumaja.model.params import L2Params
 from gpumaja.model.product import L1CProduct
 from gpumaja.model.terrain import Terrain, flat_terrain
 from gpumaja.radiometry.toa import FLAG_SATURATED, dn_to_toa
@@ -115,12 +116,15 @@ def read_group(product: L1CProduct, group: str, bands: tuple[str, ...], backend:
 
 
 def read_date(
-    product: L1CProduct, backend: Backend, dem: str | Path | None = None, coarse_resolution: float = 240.0,
+    product: L1CProduct, backend: Backend, dem: str | Path | None = None, coarse_resolution: float | None = None,
     groups: tuple[str, ...] | None = None, decoder: DecodePool | None = None,
 ) -> DateInputs:
     """TOA of every group of `product` and the terrain on each group grid and on the coarse grid.
-    `decoder`: the pool decoding the band files (default: module docstring)."""
+    `decoder`: the pool decoding the band files (default: module docstring); `coarse_resolution`:
+    default `L2Params.coarse_resolution_m`."""
     _check_angles(product)
+    if coarse_resolution is None:
+        coarse_resolution = L2Params().coarse_resolution_m
     decoder = decoder or _DECODER.get()
     out: dict[str, GroupTOA] = {}
     bands_of_group = date_bands(product, groups)
