@@ -329,6 +329,24 @@ def test_extension_callable_sees_only_extension_pixels():
     assert seen[0][4, 1:4].all() and seen[0][16, 1:3].all()
 
 
+def test_components_are_4_connected_as_maja():
+    """MAJA labels with ITK's default (face connected): a candidate pixel that touches a refl cloud only
+    by a corner is its own component, which holds no cloud pixel, so it is not an extension; the same
+    pixel sharing an edge with the cloud is kept (maja-l2a.md §1.4)."""
+    refl = np.zeros((6, 6), bool)
+    refl[1:3, 1:3] = True
+    no_var = np.zeros_like(refl)
+    never = np.zeros_like(refl)
+    diagonal = refl.copy()
+    diagonal[3, 3] = True  # corner contact with (2, 2)
+    ext = cloud_extension(diagonal, refl, no_var, never, P, np)
+    assert not ext[3, 3]
+    edge = refl.copy()
+    edge[3, 2] = True  # shares an edge with (2, 2)
+    ext = cloud_extension(edge, refl, no_var, never, P, np)
+    assert ext[3, 2] and ext.sum() == 1
+
+
 def test_extension_ratio_parameter():
     refl, refl_var, cand, corr = _extension_scene()
     ext = cloud_extension(cand, refl, refl_var, corr, P.replace(discarded_pixels_ratio_min=19.0), np)

@@ -21,9 +21,9 @@ The steps, in MAJA's order (`vnsReflectanceVariationCorrelationImageFilter`, `vn
 `multitemporal_clouds` chains the three for one date.
 
 Choices of ours, documented here:
-- Connected components are 8-connected (scipy.ndimage / cupyx.scipy.ndimage `label` with a 3×3
-  structure). MAJA's `itk::ConnectedComponentImageFilter` is used with its default (face connected,
-  i.e. 4-connectivity): a diagonal-only contact joins two components here but not in MAJA.
+- Connected components are 4-connected (scipy.ndimage / cupyx.scipy.ndimage `label` with a cross
+  structure), as MAJA's `itk::ConnectedComponentImageFilter` with its default (face connected): a
+  diagonal-only contact does not join two components.
 - The correlation uses two passes (means, then centred sums), both in float64; MAJA takes the
   variances from one-pass sums (E[x²] − E[x]²). Same value up to rounding, but a flat window gives
   exactly 0 here, so the `FLAT_VARIANCE_EPS` (MAJA's CONST_EPSILON_20) test is exact.
@@ -42,11 +42,10 @@ from typing import Any
 import numpy as np
 
 from gpumaja.backend import Backend, array_module
-from gpumaja.masks.morphology import dilate, ndimage_for
+from gpumaja.masks.morphology import LABEL_STRUCTURE, dilate, ndimage_for
 from gpumaja.model.params import L2Params
 
 FLAT_VARIANCE_EPS = 1e-20  # MAJA CONST_EPSILON_20: a window variance at or below it gives r = 0 (§1.3)
-LABEL_STRUCTURE = np.ones((3, 3), dtype=bool)  # 8-connectivity for cloud components
 
 _KERNEL_FILE = "cloud_mt"
 _KERNEL_OPTIONS = ("--fmad=false",)
@@ -304,7 +303,7 @@ def correlated_with_history(candidates: Any, current: Any, edge: Any, composite_
 
 
 def label_components(mask: Any, xp: ModuleType) -> tuple[Any, int]:
-    """8-connected labels (int32, 0 = background) and their count."""
+    """4-connected labels (int32, 0 = background) and their count."""
     labels, n = ndimage_for(xp).label(mask, structure=LABEL_STRUCTURE)
     return labels, int(n)
 
@@ -314,7 +313,7 @@ def cloud_extension(ext_candidate: Any, refl: Any, refl_var: Any,
                     xp: ModuleType | None = None) -> Any:
     """The extension mask (§1.4, CLM bit 4), bool (cy, cx), without refl / refl_var pixels.
 
-    1. ext_candidate (dHOT > thr − delta_threshold) is labelled (8-connected); a component is kept
+    1. ext_candidate (dHOT > thr − delta_threshold) is labelled (4-connected); a component is kept
        when at least one of its pixels is refl or refl_var (after the §1.3 rejection). The extension
        pixels are the kept pixels that are not refl / refl_var.
     2. `correlated` flags the extension pixels that correlate with the history (§1.3 test). It is

@@ -33,6 +33,10 @@ from gpumaja.model.params import L2Params
 _ROWS_PER_CHUNK = 512
 
 
+# connected components of the cloud masks (extension, shadow and shadvar labels): 4-connectivity, as
+# MAJA's itk::ConnectedComponentImageFilter with its default (face connected)
+LABEL_STRUCTURE = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
+
 def ndimage_for(xp: ModuleType) -> ModuleType:
     """scipy.ndimage for NumPy, cupyx.scipy.ndimage for CuPy."""
     if xp is np:

@@ -46,9 +46,9 @@ Differences from MAJA, on purpose:
   come from per-pixel angles (tan θ), which is the same flat-earth geometry.
 - A ray that leaves the image footprint before reaching the DTM casts nothing.
 
-Labels: the dilated cloud mask (united with the cloud mask) is labelled with 8-connectivity
-(scipy.ndimage / cupyx.scipy.ndimage with a 3×3 structure) and the labels are kept on the undilated
-cloud pixels only (§1.9 step 3). Darkening is computed off the undilated clouds, as MAJA's darkening
+Labels: the dilated cloud mask (united with the cloud mask) is labelled with 4-connectivity, as
+MAJA (scipy.ndimage / cupyx.scipy.ndimage with `morphology.LABEL_STRUCTURE`), and the labels are
+kept on the undilated cloud pixels only (§1.9 step 3). Darkening is computed off the undilated clouds, as MAJA's darkening
 filter is fed the undilated cloud mask (``L2CLDSubInput``).
 
 Determinism: the projection writes integer labels with atomicMax; the trigonometry runs on the host in
@@ -66,12 +66,11 @@ import numpy as np
 
 from gpumaja.backend import Backend, array_module, to_numpy
 from gpumaja.errors import InputError
-from gpumaja.masks.morphology import ndimage_for
+from gpumaja.masks.morphology import LABEL_STRUCTURE, ndimage_for
 from gpumaja.model.params import L2Params
 
 HISTOGRAM_BINS = 1000  # MAJA: fixed in ShadowMaskDeterminationUnknownCloudsAltitudeImageFilter (not a GIPP value)
 MIN_CLOUD_HEIGHT_M = 1.0  # MAJA: dh = max(h - DTM, 1) in the shadow projection (fixed in the code)
-LABEL_STRUCTURE = np.ones((3, 3), dtype=bool)  # 8-connectivity
 
 _KERNEL_FILE = "shadow"
 _KERNEL = "shadow_projection"
@@ -395,7 +394,7 @@ def project_shadow_zones(
 
 
 def cloud_labels(clouds: Any, clouds_dilated: Any, xp: ModuleType | None = None):
-    """8-connected labels of (clouds_dilated | clouds), kept on the undilated cloud pixels (int32, §1.9)."""
+    """4-connected labels of (clouds_dilated | clouds), kept on the undilated cloud pixels (int32, §1.9)."""
     xp = xp or array_module(clouds)
     c = xp.asarray(clouds).astype(bool, copy=False)
     d = xp.asarray(clouds_dilated).astype(bool, copy=False) | c

@@ -24,7 +24,7 @@ Choices of ours, documented here:
   the viewing parallax is left out here.
 - The quantile is the exact order statistic with linear interpolation between neighbours (NumPy's
   default "linear" rule) rather than MAJA's 1000-bin histogram.
-- Labels are 8-connected (MAJA's ITK default is 4-connected), as in `gpumaja.masks.cloud_mt`.
+- Labels are 4-connected (MAJA's ITK default), as in `gpumaja.masks.cloud_mt`.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def shadvar_mask(darkening: Any, zone: Any, in_image_shadow: Any, previous_cld_s
     default, as in MAJA).
 
     thr = min(quantile_{shad_var_percentile %}(darkening over zone, valid, not in-image shadow),
-    shad_var_darkening_max); candidates darker than thr are labelled (8-connected); a label whose
+    shad_var_darkening_max); candidates darker than thr are labelled (4-connected); a label whose
     previous-shadow fraction exceeds shad_var_composite_label_ratio % is dropped; the remaining pixels
     that correlate with the history (§1.3) are removed. Call only when in_image_shadow has a pixel.
     """
