@@ -9,7 +9,6 @@ new one, never a torn file; a resumed run continues from it.
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 from gpumaja.backend import to_numpy
 from gpumaja.composite import CompositeState
 from gpumaja.errors import CorruptFileError, MissingFileError
+from gpumaja.io.atomic_file import atomic_file
 
 FORMAT = "gpumaja-composite"
 VERSION = 2
@@ -30,18 +30,10 @@ def save_composite(state: CompositeState, path: Path) -> Path:
     header = {"format": FORMAT, "version": VERSION, "bands": list(state.bands), "sto_days": list(state.sto_days),
               "last_day": state.last_day, "history": list(state.history),
               "wam_days": list(state.wam_days), "ltc_days": list(state.ltc_days)}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, header=np.frombuffer(json.dumps(header).encode(), np.uint8),
-                     **{k: to_numpy(getattr(state, k)) for k in _ARRAYS},
-                     **({"ltc": np.asarray(state.ltc)} if state.ltc is not None else {}))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as fh:
+        np.savez(fh, header=np.frombuffer(json.dumps(header).encode(), np.uint8),
+                 **{k: to_numpy(getattr(state, k)) for k in _ARRAYS},
+                 **({"ltc": np.asarray(state.ltc)} if state.ltc is not None else {}))
     return path
 
 

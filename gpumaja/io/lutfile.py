@@ -8,7 +8,6 @@ default LUTs (S2A, S2B, L8) live in `gpumaja/data/luts/` inside the package.
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from dataclasses import fields
 from importlib import resources
@@ -18,6 +17,7 @@ import numpy as np
 
 from gpumaja.atmosphere.sixs_lut import SixSLUT, SixSTables
 from gpumaja.errors import CorruptFileError, InputError, MissingFileError
+from gpumaja.io.atomic_file import atomic_file
 
 FORMAT = "gpumaja-6s-lut"
 FORMAT_VERSION = 1
@@ -37,10 +37,8 @@ def save_lut(tables: SixSTables, path: Path) -> Path:
         "wv_band": tables.wv_band, "wv_reference_band": tables.wv_reference_band, "meta": tables.meta,
     }
     arrays = {k: getattr(tables, k) for k in _ARRAY_FIELDS if getattr(tables, k) is not None}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
+    with atomic_file(path) as fh:
         np.savez_compressed(fh, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
-    os.replace(tmp, path)
     return path
 
 

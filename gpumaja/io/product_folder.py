@@ -54,4 +54,19 @@ def write_product_folder(out_dir: str | os.PathLike, name: str, fill: Callable[[
     return final
 
 
-__all__ = ["write_product_folder"]
+def clean_product_temporaries(out_dir: str | os.PathLike, name: str) -> None:
+    """What a killed `write_product_folder` left for product `name`: its `.<name>.tmp-*` folders are
+    removed; a `.<name>.old-*` folder is the complete product an overwrite had swapped out when it
+    was killed between its two renames: when `<name>` is missing it is renamed back, never deleted.
+    Call it only where no live writer can own these folders (under the caller's lock or checkpoint)."""
+    out_dir = Path(out_dir)
+    final = out_dir / name
+    for p in sorted(out_dir.glob(f".{name}.old-*")):
+        if not final.exists() and p.is_dir() and not p.is_symlink():
+            p.rename(final)
+            log.warning("restored %s from an interrupted replacement (%s)", final, p.name)
+    for p in list(out_dir.glob(f".{name}.tmp-*")) + list(out_dir.glob(f".{name}.old-*")):
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+__all__ = ["clean_product_temporaries", "write_product_folder"]

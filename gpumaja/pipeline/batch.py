@@ -44,8 +44,10 @@ from typing import Any
 
 from gpumaja import __version__
 from gpumaja.errors import GpumajaError, InputError
+from gpumaja.io.atomic_file import write_json_atomic
 from gpumaja.io.manifest import TileEntry
-from gpumaja.pipeline.l2a_series import CHECKPOINT_DIR, PROGRESS_FILE, checkpoint_dir, write_json_atomic
+from gpumaja.io.product_folder import clean_product_temporaries
+from gpumaja.pipeline.l2a_series import CHECKPOINT_DIR, PROGRESS_FILE, checkpoint_dir
 
 log = logging.getLogger(__name__)
 
@@ -337,13 +339,10 @@ def run_tile(entry: TileEntry, opts: BatchOptions, batch_id: str) -> dict:
 
 
 def _remove_temporaries(out: Path, names: Sequence[str]) -> None:
-    """Temporary folders a killed writer left for these products (`.<name>.tmp-*`, `.<name>.old-*`;
+    """What a killed writer left for these products (`io.product_folder.clean_product_temporaries`;
     under the tile's lock, so no live writer owns them)."""
-    import shutil
-
     for n in names:
-        for p in list(out.glob(f".{n}.tmp-*")) + list(out.glob(f".{n}.old-*")):
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        clean_product_temporaries(out, n)
 
 
 def failed_record(entry: TileEntry, tile: str, error_type: str, message: str, attempts: int | None,

@@ -70,9 +70,11 @@ from gpumaja import __version__
 from gpumaja.backend import Backend, to_numpy
 from gpumaja.composite import CompositeState, day_number, empty_composite, update_composite
 from gpumaja.errors import CorruptFileError, InputError
+from gpumaja.io.atomic_file import write_json_atomic
 from gpumaja.io.composite_store import load_composite, save_composite
 from gpumaja.io.decode import DecodePool
 from gpumaja.io.muscate import product_files, product_name, product_name_of, write_l2a
+from gpumaja.io.product_folder import clean_product_temporaries
 from gpumaja.model.bands import group_bands
 from gpumaja.model.l2a import L2AResult
 from gpumaja.model.params import L2Params, roles_for
@@ -101,35 +103,6 @@ OnStep = Callable[[int, int, str], None]
 # ------------------------------------------------------------------------------------------ files
 def checkpoint_dir(out: Path, tile: str) -> Path:
     return Path(out) / CHECKPOINT_DIR / tile
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_json_atomic(path: Path, doc: dict) -> None:
-    """`doc` as JSON at `path`: temporary file, fsync, os.replace (never a torn file)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=1, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def _sha256(path: Path) -> str:
@@ -220,21 +193,11 @@ def _commit(tr: TileRun, k: int, state: CompositeState | None) -> None:
 
 
 def _remove_stale(out: Path, tr: TileRun) -> None:
-    """Temporary folders/files of a killed run: write_l2a's `.<name>.tmp-*` / `.<name>.old-*` for the
-    products of this plan, and the checkpoint's `.*.tmp-*` files.
-
-    A `.old-*` folder is the complete product an --overwrite run had swapped out when it was killed
-    between its two renames (`io.product_folder`): when the final folder is missing it is renamed back
-    (the step then keeps or rewrites it like any existing product), never deleted."""
+    """Temporary folders/files of a killed run: the products' leftovers of this plan
+    (`io.product_folder.clean_product_temporaries`: a swapped-out complete product is restored, not
+    deleted), and the checkpoint's `.*.tmp-*` files."""
     for s in tr.steps:
-        name = product_name_of(tr.products[s.index])
-        final = Path(out) / name
-        for p in sorted(Path(out).glob(f".{name}.old-*")):
-            if not final.exists() and p.is_dir() and not p.is_symlink():
-                p.rename(final)
-                log.warning("restored %s from an interrupted replacement (%s)", final, p.name)
-        for p in list(Path(out).glob(f".{name}.tmp-*")) + list(Path(out).glob(f".{name}.old-*")):
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        clean_product_temporaries(out, product_name_of(tr.products[s.index]))
     if tr.ckpt.is_dir():
         for p in tr.ckpt.glob(".*.tmp-*"):
             p.unlink(missing_ok=True)
