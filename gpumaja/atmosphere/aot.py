@@ -94,6 +94,24 @@ def _toc_profile(lut: MiniLUT, band: int, altitude: np.ndarray, toa: np.ndarray)
 # --- 1. dark pixel ---------------------------------------------------------------------------------
 
 
+def _ms_terms(lut: MiniLUT, ib: int, ir: int, sel: np.ndarray, alt: np.ndarray, blue: np.ndarray,
+              red: np.ndarray, nd: np.ndarray, params: L2Params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The MS equation's tabulated terms of the selected pixels (shared by the MS and the
+    spectro-temporal twins): (lookup: flat pixel index -> row, -1 if not selected; D_p at every AOT
+    node, blue TOC − (ms_slope · red TOC + ms_y_intercept); the weight w_p of each row)."""
+    flat_sel = np.flatnonzero(sel)
+    lookup = np.full(sel.size, -1, dtype=np.int64)
+    lookup[flat_sel] = np.arange(flat_sel.size)
+    h = alt.reshape(-1)[flat_sel].astype(np.float64)
+    d_prof = _toc_profile(lut, ib, h, blue.reshape(-1)[flat_sel].astype(np.float64)) - (
+        params.ms_slope * _toc_profile(lut, ir, h, red.reshape(-1)[flat_sel].astype(np.float64))
+        + params.ms_y_intercept
+    )
+    w_pix = params.w_ms * (params.ndvi_slope * np.maximum(nd.reshape(-1)[flat_sel].astype(np.float64), 0.0)
+                           + params.ndvi_y_intercept)
+    return lookup, d_prof, w_pix
+
+
 def dark_pixel_aot(
     toa_star_dark: Any,
     altitude: Any,
@@ -270,16 +288,7 @@ def aot_multispectral_numpy(
     n_used = np.zeros((gy, gx), dtype=np.int32)
 
     # per selected pixel: D_p at every AOT node and the weight w_p
-    flat_sel = np.flatnonzero(sel)
-    lookup = np.full(cy * cx, -1, dtype=np.int64)
-    lookup[flat_sel] = np.arange(flat_sel.size)
-    h = alt.reshape(-1)[flat_sel].astype(np.float64)
-    d_prof = _toc_profile(lut, ib, h, blue.reshape(-1)[flat_sel].astype(np.float64)) - (
-        params.ms_slope * _toc_profile(lut, ir, h, red.reshape(-1)[flat_sel].astype(np.float64))
-        + params.ms_y_intercept
-    )
-    w_pix = params.w_ms * (params.ndvi_slope * np.maximum(nd.reshape(-1)[flat_sel].astype(np.float64), 0.0)
-                           + params.ndvi_y_intercept)
+    lookup, d_prof, w_pix = _ms_terms(lut, ib, ir, sel, alt, blue, red, nd, params)
 
     # sampling interval per node: the first with >= n_pix_min selected samples
     hw = int(params.half_window_size)

@@ -106,6 +106,7 @@ from gpumaja.atmosphere.aot import (
     _check_ms_inputs,
     _intervals,
     _locate,
+    _ms_terms,
     _toc_profile,
     _weights,
     aot_node_positions,
@@ -364,16 +365,7 @@ def aot_spectrotemporal_numpy(
         sel_mt[:] = False
 
     # --- per selected pixel: tabulated residual terms -----------------------------------------------
-    f_ms = np.flatnonzero(sel_ms)
-    ms_lookup = np.full(cy * cx, -1, dtype=np.int64)
-    ms_lookup[f_ms] = np.arange(f_ms.size)
-    h = alt.reshape(-1)[f_ms].astype(np.float64)
-    d_prof = _toc_profile(lut, ib, h, blue.reshape(-1)[f_ms].astype(np.float64)) - (
-        params.ms_slope * _toc_profile(lut, ir, h, red.reshape(-1)[f_ms].astype(np.float64))
-        + params.ms_y_intercept
-    )
-    w_pix = params.w_ms * (params.ndvi_slope * np.maximum(nd.reshape(-1)[f_ms].astype(np.float64), 0.0)
-                           + params.ndvi_y_intercept)
+    ms_lookup, d_prof, w_pix = _ms_terms(lut, ib, ir, sel_ms, alt, blue, red, nd, params)
 
     f_mt = np.flatnonzero(sel_mt)
     mt_lookup = np.full(cy * cx, -1, dtype=np.int64)
