@@ -34,18 +34,15 @@ import logging
 import math
 import os
 import re
-import warnings
 import xml.etree.ElementTree as ET
-from datetime import date, datetime, time, timezone
+from datetime import datetime, time, timezone
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
 import numpy as np
-import rasterio
-from rasterio.errors import NotGeoreferencedWarning
 
 from gpumaja import __version__
-from gpumaja.errors import CorruptFileError, GpumajaError, InputError, MissingFileError
+from gpumaja.errors import CorruptFileError, InputError, MissingFileError
 from gpumaja.io.cog import write_cog
 from gpumaja.io.muscate import quantize_reflectance
 from gpumaja.io.muscate_mtd import (
@@ -54,10 +51,24 @@ from gpumaja.io.muscate_mtd import (
     muscate_band_id,
     read_mtd,
     utc_text,
-    write_geoposition,
+)
+from gpumaja.io.product_common import (
+    PRODUCER,
+    file_entry,
+    geoposition,
+    iso_day,
+    json_safe,
+    metadata_header,
+    parameter_list,
+    platform_tag,
+    read_parameters,
+    read_raster,
+    stac_platform,
+    write_rgb_image,
+    xml_bytes,
 )
 from gpumaja.io.product_folder import write_product_folder
-from gpumaja.io.quicklook import JPEG_QUALITY, subsample_step
+from gpumaja.io.quicklook import subsample_step
 from gpumaja.io.xml import find_local, findall_local, parse_xml
 from gpumaja.model.bands import S2_BANDS
 from gpumaja.model.bands import band as band_info
@@ -70,8 +81,6 @@ log = logging.getLogger(__name__)
 L3A_VERSION_TAG = "V1-1"  # WASP parameter version 1.1 (§1.6)
 L3A_PRODUCT_VERSION = "1.1"
 NATURE_TAG = "C"  # distribution flag written by WASP's code (Theia's operational products use "D")
-PRODUCER = "gpumaja"
-METADATA_FORMAT_VERSION = "1.16"
 VALID_FLAG = "L3VALD"
 FRC_NATURE = "Flat_Reflectance_Composite"
 MASK_CODES = ("WGT", "DTS", "FLG")
@@ -83,141 +92,6 @@ DTS_QUANTIFICATION = 1.0  # days
 GROUP_ORDER = ("R1", "R2")
 _S2_BAND_NAME = {muscate_band_id(b.name): b.name for b in S2_BANDS}
 _S2_ORDER = {b.name: i for i, b in enumerate(S2_BANDS)}
-
-
-# ------------------------------------------------------------------------------ shared helpers
-def write_rgb_image(path: str | os.PathLike, rgb: np.ndarray, driver: str = "JPEG") -> Path:
-    """Write a (3, ny, nx) uint8 image as a JPEG or PNG (GDAL driver, no georeferencing, no .aux.xml
-    side file), as gpumaja.io.quicklook writes the L2A quicklook."""
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[0] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"{path}: need a (3, ny, nx) uint8 image, got {rgb.dtype} {rgb.shape}")
-    options = {"QUALITY": JPEG_QUALITY} if driver == "JPEG" else {}
-    path = Path(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(
-                path, "w", driver=driver, width=rgb.shape[2], height=rgb.shape[1], count=3,
-                dtype="uint8", **options) as dst:
-            dst.write(rgb)
-    return path
-
-
-def read_raster(path: Path) -> tuple[np.ndarray, Grid, float | None]:
-    """(band 1, grid, nodata) of a GeoTIFF; MissingFileError / CorruptFileError naming the file."""
-    from gpumaja.io.bands import grid_of
-
-    if not path.is_file():
-        raise MissingFileError("file of the product is missing", path)
-    try:
-        with rasterio.open(path) as ds:
-            return ds.read(1), grid_of(ds, path), ds.nodata
-    except GpumajaError:
-        raise
-    except Exception as exc:  # RasterioIOError, CPLE_*
-        raise CorruptFileError(f"cannot read raster: {exc}", path) from exc
-
-
-def platform_tag(platform: str) -> str:
-    """'SENTINEL-2A' / 'sentinel2x' -> 'SENTINEL2A' / 'SENTINEL2X'; 'LANDSAT_8' -> 'LANDSAT8'."""
-    return platform.replace("-", "").replace("_", "").upper()
-
-
-def stac_platform(platform: str) -> str | None:
-    """STAC common-metadata platform: 'SENTINEL2A' -> 'sentinel-2a', 'LANDSAT8' -> 'landsat-8'; None for
-    a mix (SENTINEL2X), whose MUSCATE value stays in `gpumaja:muscate_platform`."""
-    tag = platform_tag(platform)
-    m = re.fullmatch(r"SENTINEL2([A-D])", tag)
-    if m:
-        return f"sentinel-2{m.group(1).lower()}"
-    m = re.match(r"LANDSAT(\d+)", tag)
-    return f"landsat-{m.group(1)}" if m else None
-
-
-def json_safe(value):
-    """A JSON-able copy: tuples as lists, non-finite floats as None, unknown objects as str."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return json_safe(value.item())
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    return str(value)
-
-
-def metadata_header(root: Element, identifier: str, zone: str, zone_type: str, project: str,
-                    title: str, description: str) -> None:
-    """Metadata_Identification and Dataset_Identification, as the L2A MTD writes them."""
-    meta = _sub(root, "Metadata_Identification")
-    _sub(meta, "METADATA_FORMAT", "METADATA_MUSCATE", version=METADATA_FORMAT_VERSION)
-    _sub(meta, "METADATA_PROFILE", "USER")
-    _sub(meta, "METADATA_INFORMATION", "EXPERT")
-    ds = _sub(root, "Dataset_Identification")
-    _sub(ds, "IDENTIFIER", identifier)
-    _sub(ds, "AUTHORITY", PRODUCER)
-    _sub(ds, "PRODUCER", PRODUCER)
-    _sub(ds, "PROJECT", project)
-    _sub(ds, "GEOGRAPHICAL_ZONE", zone, type=zone_type)
-    _sub(ds, "TITLE", title)
-    _sub(ds, "DESCRIPTION", description)
-
-
-def geoposition(root: Element, grids: dict[str, Grid]) -> None:
-    """Geoposition_Informations of `grids` (group id -> grid), footprint from the finest one."""
-    write_geoposition(root, grids, min(grids.values(), key=lambda g: g.resolution))
-
-
-def file_entry(parent: Element, kind: str, nature: str, encoding: str,
-               entries: list[tuple[dict, str]]) -> None:
-    """One <Image> (kind "Image") or <Mask> (kind "Mask") with its properties and file list."""
-    if not entries:
-        return
-    el = _sub(parent, kind)
-    props = _sub(el, f"{kind}_Properties")
-    for tag, text in (("NATURE", nature), ("FORMAT", "image/tiff"), ("ENCODING", encoding),
-                      ("ENDIANNESS", "LittleEndian"), ("COMPRESSION", "DEFLATE")):
-        _sub(props, tag, text)
-    file_list = _sub(el, f"{kind}_File_List")
-    tag = "IMAGE_FILE" if kind == "Image" else "MASK_FILE"
-    for attrs, rel in entries:
-        _sub(file_list, tag, rel, **attrs)
-
-
-def parameter_list(parent: Element, name: str, params: dict) -> None:
-    """<Parameter_List name=...> of <PARAMETER name=k>json(v)</PARAMETER>, read by `read_parameters`."""
-    plist = _sub(parent, "Parameter_List", name=name)
-    for key in sorted(params):
-        _sub(plist, "PARAMETER", json.dumps(json_safe(params[key])), name=key)
-
-
-def read_parameters(root: Element, name: str, label: str | Path) -> dict:
-    for plist in findall_local(root, "Parameter_List"):
-        if plist.get("name") == name:
-            out = {}
-            for p in findall_local(plist, "PARAMETER"):
-                try:
-                    out[p.get("name")] = json.loads(p.text or "null")
-                except ValueError:
-                    raise CorruptFileError(f"parameter {p.get('name')!r} is not JSON: {p.text!r}",
-                                           label) from None
-            return out
-    return {}
-
-
-def xml_bytes(root: Element) -> bytes:
-    ET.indent(root, space="  ")
-    return b"<?xml version='1.0' encoding='UTF-8'?>\n" + ET.tostring(root, encoding="utf-8") + b"\n"
-
-
-def iso_day(d: date) -> str:
-    """Midnight UTC of a date in MUSCATE's time format: '2018-05-15T00:00:00.000Z'."""
-    return utc_text(datetime.combine(d, time(0), tzinfo=timezone.utc))
 
 
 # ---------------------------------------------------------------------------------------- names
@@ -419,7 +293,7 @@ def l3a_stac_item(product_dir: str | os.PathLike, result: L3AResult, name: str, 
     from pystac.extensions.projection import ProjectionExtension
     from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 
-    from gpumaja.io.stac import COMMON_NAMES, XML_MEDIA_TYPE, _footprint, _proj
+    from gpumaja.io.stac import COMMON_NAMES, add_projection, add_quicklook_and_metadata, footprint
 
     product_dir = Path(product_dir)
     for rel in files.values():
@@ -427,7 +301,7 @@ def l3a_stac_item(product_dir: str | os.PathLike, result: L3AResult, name: str, 
             raise MissingFileError("file listed for the STAC item is missing", product_dir / rel)
     groups = _groups(result)
     finest = min((result.groups[g].grid for g in groups), key=lambda g: g.resolution)
-    geometry, bbox = _footprint(finest)
+    geometry, bbox = footprint(finest)
     begin, end = result.period
     q_refl, q_weight, nodata = _quant(result)
     item = pystac.Item(id=name, geometry=geometry, bbox=bbox,
@@ -471,7 +345,7 @@ def l3a_stac_item(product_dir: str | os.PathLike, result: L3AResult, name: str, 
                 center_wavelength=band_info("S2", b).wavelength_nm / 1000.0)]
             RasterExtension.ext(asset).bands = [RasterBand.create(
                 nodata=nodata, data_type=DataType.INT16, scale=1.0 / q_refl, offset=0.0, spatial_resolution=res)]
-            _proj(asset, group.grid)
+            add_projection(asset, group.grid)
             item.add_asset(key, asset)
         for code, title, roles, band in (
                 ("WGT", "Accumulated weight", ["data", "quality"],
@@ -486,14 +360,9 @@ def l3a_stac_item(product_dir: str | os.PathLike, result: L3AResult, name: str, 
                 asset = pystac.Asset(f"./{files[key]}", title=f"{title} ({g})", media_type=pystac.MediaType.COG,
                                      roles=list(roles))
                 RasterExtension.ext(asset).bands = [band]
-                _proj(asset, group.grid)
+                add_projection(asset, group.grid)
                 item.add_asset(key, asset)
-    if "QKL_ALL" in files:
-        item.add_asset("QKL_ALL", pystac.Asset(f"./{files['QKL_ALL']}", title="Quicklook (B4, B3, B2)",
-                                               media_type=pystac.MediaType.JPEG, roles=["thumbnail", "overview"]))
-    if "MTD_ALL" in files:
-        item.add_asset("MTD_ALL", pystac.Asset(f"./{files['MTD_ALL']}", title="MUSCATE-like metadata",
-                                               media_type=XML_MEDIA_TYPE, roles=["metadata"]))
+    add_quicklook_and_metadata(item, files, "Quicklook (B4, B3, B2)")
     return item.to_dict(include_self_link=False, transform_hrefs=False)
 
 

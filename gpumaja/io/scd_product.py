@@ -31,7 +31,7 @@ import numpy as np
 from gpumaja import __version__
 from gpumaja.errors import CorruptFileError, InputError, MissingFileError
 from gpumaja.io.cog import write_cog
-from gpumaja.io.l3a_writer import json_safe, read_raster, write_rgb_image
+from gpumaja.io.product_common import json_safe, read_raster, write_rgb_image
 from gpumaja.io.product_folder import write_product_folder
 from gpumaja.io.quicklook import subsample_step
 from gpumaja.model.lis_params import ScdParams
@@ -146,13 +146,13 @@ def scd_stac_item(product_dir: str | os.PathLike, d: SnowDuration, files: dict[s
     from pystac.extensions.projection import ProjectionExtension
     from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 
-    from gpumaja.io.stac import _footprint, _proj
+    from gpumaja.io.stac import add_projection, footprint
 
     product_dir = Path(product_dir)
     for rel in files.values():
         if not (product_dir / rel).is_file():
             raise MissingFileError("file listed for the STAC item is missing", product_dir / rel)
-    geometry, bbox = _footprint(d.grid)
+    geometry, bbox = footprint(d.grid)
     start = datetime(d.start.year, d.start.month, d.start.day, tzinfo=timezone.utc)
     end = datetime(d.stop.year, d.stop.month, d.stop.day, 23, 59, 59, tzinfo=timezone.utc)
     item = pystac.Item(id=scd_product_name(d), geometry=geometry, bbox=bbox, datetime=None, properties={},
@@ -177,7 +177,7 @@ def scd_stac_item(product_dir: str | os.PathLike, d: SnowDuration, files: dict[s
         RasterExtension.ext(asset).bands = [RasterBand.create(
             data_type=DataType.UINT16, unit="d" if key != "NOBS" else None,
             spatial_resolution=d.grid.resolution)]
-        _proj(asset, d.grid)
+        add_projection(asset, d.grid)
         item.add_asset(key, asset)
     item.add_asset("SCD_PNG", pystac.Asset(f"./{files['PNG']}", title="Snow cover duration map",
                                            media_type=pystac.MediaType.PNG, roles=["thumbnail", "overview"]))

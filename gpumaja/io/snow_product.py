@@ -35,7 +35,8 @@ import numpy as np
 from gpumaja import __version__
 from gpumaja.errors import CorruptFileError, InputError, MissingFileError
 from gpumaja.io.cog import write_cog
-from gpumaja.io.l3a_writer import (
+from gpumaja.io.muscate_mtd import _sub, read_mtd, utc_text
+from gpumaja.io.product_common import (
     file_entry,
     geoposition,
     json_safe,
@@ -48,7 +49,6 @@ from gpumaja.io.l3a_writer import (
     write_rgb_image,
     xml_bytes,
 )
-from gpumaja.io.muscate_mtd import _sub, read_mtd, utc_text
 from gpumaja.io.product_folder import write_product_folder
 from gpumaja.io.quicklook import subsample_step
 from gpumaja.io.xml import find_local, findall_local, local, parse_xml
@@ -215,13 +215,13 @@ def snow_stac_item(product_dir: str | os.PathLike, m: SnowMap, name: str, files:
     from pystac.extensions.projection import ProjectionExtension
     from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 
-    from gpumaja.io.stac import XML_MEDIA_TYPE, _footprint, _proj
+    from gpumaja.io.stac import add_projection, add_quicklook_and_metadata, footprint
 
     product_dir = Path(product_dir)
     for rel in files.values():
         if not (product_dir / rel).is_file():
             raise MissingFileError("file listed for the STAC item is missing", product_dir / rel)
-    geometry, bbox = _footprint(m.grid)
+    geometry, bbox = footprint(m.grid)
     acquired = m.acquired.astimezone(timezone.utc) if m.acquired.tzinfo else m.acquired.replace(tzinfo=timezone.utc)
     item = pystac.Item(id=name, geometry=geometry, bbox=bbox, datetime=acquired, properties={})
     cm = item.common_metadata
@@ -259,14 +259,9 @@ def snow_stac_item(product_dir: str | os.PathLike, m: SnowMap, name: str, files:
                                  roles=list(roles))
             RasterExtension.ext(asset).bands = [RasterBand.create(
                 nodata=nodata, data_type=DataType.UINT8, spatial_resolution=res)]
-            _proj(asset, m.grid)
+            add_projection(asset, m.grid)
             item.add_asset(f"{key}_{g}", asset)
-    if "QKL_ALL" in files:
-        item.add_asset("QKL_ALL", pystac.Asset(f"./{files['QKL_ALL']}", title="Snow map quicklook",
-                                               media_type=pystac.MediaType.JPEG, roles=["thumbnail", "overview"]))
-    if "MTD_ALL" in files:
-        item.add_asset("MTD_ALL", pystac.Asset(f"./{files['MTD_ALL']}", title="MUSCATE-like metadata",
-                                               media_type=XML_MEDIA_TYPE, roles=["metadata"]))
+    add_quicklook_and_metadata(item, files, "Snow map quicklook")
     return item.to_dict(include_self_link=False, transform_hrefs=False)
 
 

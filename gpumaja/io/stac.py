@@ -66,7 +66,7 @@ def _stac_platform(result: L2AResult) -> tuple[str, str, list[str]]:
     return p.replace("_", "-"), "landsat", ["oli"]
 
 
-def _footprint(grid: Grid) -> tuple[dict, list[float]]:
+def footprint(grid: Grid) -> tuple[dict, list[float]]:
     from rasterio.warp import transform, transform_bounds
 
     left, bottom, right, top = grid.bounds
@@ -78,7 +78,7 @@ def _footprint(grid: Grid) -> tuple[dict, list[float]]:
     return geometry, bbox
 
 
-def _proj(asset: pystac.Asset, grid: Grid) -> None:
+def add_projection(asset: pystac.Asset, grid: Grid) -> None:
     ext = ProjectionExtension.ext(asset)
     ext.code = grid.crs if grid.crs.upper().startswith("EPSG:") else None
     if ext.code is None:
@@ -112,7 +112,7 @@ def l2a_stac_item(product_dir: str | os.PathLike, result: L2AResult, files: dict
     p = result.product
     name = product_name(result)
     finest = footprint_grid(result)
-    geometry, bbox = _footprint(finest)
+    geometry, bbox = footprint(finest)
     platform, constellation, instruments = _stac_platform(result)
     d = L2Params()
     prm = result.params
@@ -169,7 +169,7 @@ def l2a_stac_item(product_dir: str | os.PathLike, result: L2AResult, files: dict
                 RasterExtension.ext(asset).bands = [RasterBand.create(
                     nodata=refl_nodata, data_type=DataType.INT16, scale=refl_scale, offset=0.0,
                     spatial_resolution=group.grid.resolution)]
-                _proj(asset, group.grid)
+                add_projection(asset, group.grid)
                 item.add_asset(key, asset)
         key = f"ATB_{gid}"
         if key in files:
@@ -181,7 +181,7 @@ def l2a_stac_item(product_dir: str | os.PathLike, result: L2AResult, files: dict
                 RasterBand.create(nodata=0, data_type=DataType.UINT8, scale=aot_step, offset=0.0,
                                   spatial_resolution=group.grid.resolution),
             ]
-            _proj(asset, group.grid)
+            add_projection(asset, group.grid)
             item.add_asset(key, asset)
         for code, roles in MASK_ROLES.items():
             key = f"{code}_{gid}"
@@ -190,16 +190,21 @@ def l2a_stac_item(product_dir: str | os.PathLike, result: L2AResult, files: dict
                                      media_type=pystac.MediaType.COG, roles=list(roles))
                 RasterExtension.ext(asset).bands = [RasterBand.create(
                     data_type=DataType.UINT8, spatial_resolution=group.grid.resolution)]
-                _proj(asset, group.grid)
+                add_projection(asset, group.grid)
                 item.add_asset(key, asset)
-    if "QKL_ALL" in files:
-        item.add_asset("QKL_ALL", pystac.Asset(
-            f"./{files['QKL_ALL']}", title="Quicklook (B4, B3, B2)", media_type=pystac.MediaType.JPEG,
-            roles=["thumbnail", "overview"]))
-    if "MTD_ALL" in files:
-        item.add_asset("MTD_ALL", pystac.Asset(f"./{files['MTD_ALL']}", title="MUSCATE metadata",
-                                               media_type=XML_MEDIA_TYPE, roles=["metadata"]))
+    add_quicklook_and_metadata(item, files, "Quicklook (B4, B3, B2)", "MUSCATE metadata")
     return item.to_dict(include_self_link=False, transform_hrefs=False)
 
 
-__all__ = ["l2a_stac_item"]
+def add_quicklook_and_metadata(item: pystac.Item, files: dict[str, str], quicklook_title: str,
+                               metadata_title: str = "MUSCATE-like metadata") -> None:
+    """The QKL_ALL (JPEG thumbnail) and MTD_ALL (XML) assets of a MUSCATE-like product, when in `files`."""
+    if "QKL_ALL" in files:
+        item.add_asset("QKL_ALL", pystac.Asset(f"./{files['QKL_ALL']}", title=quicklook_title,
+                                               media_type=pystac.MediaType.JPEG, roles=["thumbnail", "overview"]))
+    if "MTD_ALL" in files:
+        item.add_asset("MTD_ALL", pystac.Asset(f"./{files['MTD_ALL']}", title=metadata_title,
+                                               media_type=XML_MEDIA_TYPE, roles=["metadata"]))
+
+
+__all__ = ["add_projection", "add_quicklook_and_metadata", "footprint", "l2a_stac_item"]
