@@ -1,8 +1,8 @@
 // Cloud-shadow projection, "unknown cloud altitude" algorithm (maja-l2a.md §1.9 step 3).
 //
-// gpumaja-instantiate: shadow_projection
+// gpumaja-instantiate: shadow_landing
 //
-// NumPy twin: gpumaja.masks.shadow.shadow_projection_numpy (same steps, same float64 operations in the
+// NumPy twin: gpumaja.masks.shadow.shadow_landing_numpy (same steps, same float64 operations in the
 // same order). Compile with --fmad=false (the wrapper does): every operation below is then a separately
 // rounded IEEE float64 +, -, *, / or floor, as in NumPy, so kernel and twin give the same integer zones.
 //
@@ -22,8 +22,9 @@
 //           d_k = z_k - DEM(position) with DEM bilinear, edge-clamped (constant outside the image).
 //   The ray lands at the first k with d_k <= 0: at the nadir if k = 0, else at the linear crossing
 //   prev + t * step, t = d_{k-1} / (d_{k-1} - d_k). The landing pixel is (floor(row + 0.5),
-//   floor(col + 0.5)); if it lies inside the image, zone[pixel] = max(zone[pixel], label) (atomicMax:
-//   order independent, so deterministic).
+//   floor(col + 0.5)); landing[t] = row * nx + col if it lies inside the image, else -1 (one write per
+//   thread, no atomics: deterministic). The host turns the landings into (label, pixel) pairs, one
+//   potential shadow zone per cloud label as MAJA (a pixel may be in several labels' zones).
 //   The march gives up (no landing) when the position is outside the image footprint
 //   [-0.5, n - 0.5] and moving further out along that axis (a straight ray never comes back), or after
 //   max_steps steps (a safety net: finite inputs always land or leave before).
@@ -57,9 +58,8 @@ __device__ __forceinline__ bool gpumaja_leaving(double r, double c, double sr, d
            || (c > nx - 0.5 && sc >= 0.0);
 }
 
-extern "C" __global__ void shadow_projection(const double* __restrict__ pix_row,
+extern "C" __global__ void shadow_landing(const double* __restrict__ pix_row,
                                              const double* __restrict__ pix_col,
-                                             const int* __restrict__ label,
                                              const double* __restrict__ dem_at_pix,
                                              const double* __restrict__ view_row,
                                              const double* __restrict__ view_col,
@@ -74,7 +74,7 @@ extern "C" __global__ void shadow_projection(const double* __restrict__ pix_row,
                                              const int nx,
                                              const double min_height,
                                              const int max_steps,
-                                             int* __restrict__ zone)
+                                             int* __restrict__ landing)
 {
     const long long n_rays = (long long)n_pix * (long long)n_alt;
     const long long stride = (long long)blockDim.x * gridDim.x;
@@ -117,10 +117,14 @@ extern "C" __global__ void shadow_projection(const double* __restrict__ pix_row,
             cp = c;
             dp = d;
         }
-        if (!landed) continue;
-        const double rf = floor(rl + 0.5);
-        const double cf = floor(cl + 0.5);
-        if (rf < 0.0 || rf > (double)(ny - 1) || cf < 0.0 || cf > (double)(nx - 1)) continue;
-        atomicMax(&zone[(size_t)rf * nx + (size_t)cf], label[i]);
+        int out = -1;
+        if (landed) {
+            const double rf = floor(rl + 0.5);
+            const double cf = floor(cl + 0.5);
+            if (rf >= 0.0 && rf <= (double)(ny - 1) && cf >= 0.0 && cf <= (double)(nx - 1)) {
+                out = (int)rf * nx + (int)cf;
+            }
+        }
+        landing[t] = out;
     }
 }

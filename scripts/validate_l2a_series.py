@@ -19,7 +19,12 @@ edges, their geometric shadows, cirrus, harvest-like parcel changes, snow, water
   shadows = CLM bits 5 | 6 vs the truth shadow mask, F1 over pixels that are not truth cloud;
   SRE RMSE per band and AOT RMSE over clear land (truth cloud, cirrus and shadow free, not water).
   The first date of the series is left out of every score (no method has a history there), so that the
-  rows compare the same dates.
+  rows compare the same dates;
+- adds ceiling rows that need no processing (`score_coarse_oracle`): the truth itself decided per coarse
+  cell (a cell flagged when more than f = 5, 25, 50 % of it is cloud, resp. shadow) and brought to 20 m
+  by MAJA's resampling (bilinear > 0.25), i.e. the best any method deciding on the coarse grid can
+  score; and the AOT RMSE of the truth smoothed like MAJA's AOT (Gaussian of Sigma_Smoothing_AOT AOT-grid
+  steps).
 
 One table (markdown) goes to stdout and ``--md-out``; everything to ``--json-out``.
 
@@ -49,6 +54,8 @@ DEFAULT_JSON = REPO / "scripts" / "results" / "validate_l2a_series.json"
 DEFAULT_MD = REPO / "scripts" / "results" / "validate_l2a_series.md"
 CLM_ALL_CLOUDS, CLM_SHADOWS = 1 << 1, (1 << 5) | (1 << 6)
 SRE_BANDS = ("B02", "B03", "B04", "B8A", "B11", "B12")
+# cloud (shadow) fraction of a coarse cell above which the perfect coarse mask flags it
+ORACLE_FRACTIONS = (0.05, 0.25, 0.5)
 
 
 def _r2_grid_scores(acc: dict, cloud: np.ndarray, shadow: np.ndarray | None, t: dict, edge: np.ndarray) -> None:
@@ -155,6 +162,55 @@ def score_peers(series: Path, keys: dict[str, str], skip: set[str]) -> dict:
     return out
 
 
+def coarse_oracle_mask(truth10: np.ndarray, coarse_px: int, fraction: float, fine_px: int,
+                       shape: tuple[int, int]) -> np.ndarray:
+    """A perfect coarse-grid mask brought to a fine grid as MAJA does (maja-l2a.md §1.11).
+
+    `truth10`: a boolean truth mask at 10 m; a coarse cell (`coarse_px` x `coarse_px` 10 m pixels) is
+    flagged when more than `fraction` of it is true; the coarse mask is then resampled to the fine grid
+    (`fine_px` 10 m pixels per fine pixel, `shape` its size) by bilinear interpolation > 0.25
+    (``masks.morphology.resample_mask``). The best any method deciding per coarse cell can do."""
+    from gpumaja.masks.morphology import resample_mask
+
+    cells = vs.block_mean(truth10.astype(np.float32), coarse_px) > fraction
+    return resample_mask(cells, coarse_px // fine_px, shape=shape)
+
+
+def score_coarse_oracle(series: Path, keys: dict[str, str], skip: set[str], coarse_m: float,
+                        fractions: tuple[float, ...], aot_sigma_m: float) -> dict:
+    """Ceiling rows: perfect coarse-grid cloud and shadow masks (`coarse_oracle_mask`, a cell flagged when
+    more than f of it is cloud, resp. shadow) for each f, scored like the products; and the AOT floor of an
+    estimate that knows the truth but is smoothed like MAJA's AOT (Gaussian of `aot_sigma_m`)."""
+    from scipy import ndimage
+
+    coarse_px = int(round(coarse_m / 10))
+    acc: dict = {f: {} for f in fractions}
+    aot: dict = {}
+    for key in sorted(keys):
+        if key in skip:
+            continue
+        truth = vs.load_truth(series, key)
+        t = truth_r2(series, key)
+        shape = t["cloud"].shape
+        edge = np.zeros(shape, bool)
+        cloud10 = truth["cloud_mask"] | truth["cirrus_mask"]
+        shadow10 = truth["shadow_mask"] & ~cloud10
+        for f in fractions:
+            _r2_grid_scores(acc[f], coarse_oracle_mask(cloud10, coarse_px, f, 2, shape),
+                            coarse_oracle_mask(shadow10, coarse_px, f, 2, shape), t, edge)
+        land = t["clear"] & ~t["water"]
+        smooth = ndimage.gaussian_filter(t["aot"].astype(np.float64), aot_sigma_m / 20.0, mode="nearest")
+        vs.add_sums(aot, vs.error_sums(smooth.astype(np.float32), t["aot"], land))
+    res = {}
+    for f in fractions:
+        a = acc[f]
+        res[f"perfect {coarse_m:g} m cloud/shadow mask (cell > {f:g} covered), MAJA resampling; AOT: truth "
+            f"smoothed at σ {aot_sigma_m:g} m"] = {
+            "cloud": vs.scores(a["cloud"]), "cloud_any": vs.scores(a["cloud_any"]),
+            "shadow": vs.scores(a["shadow"]), "aot": vs.rmse_bias(aot), "oracle": True}
+    return res
+
+
 def run_gpumaja(series: Path, mode: str, params, backend, workdir: Path, reuse: bool,
                 tag: str = "") -> tuple[Path, float]:
     from gpumaja.pipeline.l2a import run_l2a
@@ -228,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
                                      "seconds": None if seconds is None else round(seconds, 1)}
         if not args.no_peers:
             res["methods"].update(score_peers(series, keys, skip))
+        aot_sigma = params.sigma_smoothing_aot * params.step_aot * params.coarse_resolution_m
+        res["methods"].update(score_coarse_oracle(series, keys, skip, params.coarse_resolution_m,
+                                                  ORACLE_FRACTIONS, aot_sigma))
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -23,6 +23,7 @@ from gpumaja.masks.shadow import (
     histogram_quantile,
     project_shadow_zones,
     select_shadows,
+    shadow_zone_pairs,
 )
 from gpumaja.model.params import L2Params
 
@@ -35,6 +36,12 @@ def _one_altitude(h: float) -> L2Params:
 
 def _zones(labels, dem, sz, sa, vz, va, res, params, backend=CPU):
     return project_shadow_zones(labels, dem, sz, sa, vz, va, res, params, backend)
+
+
+def _pairs(zone):
+    """(label, flat pixel) pairs of a zone image whose zones do not overlap."""
+    pix = np.flatnonzero(zone.ravel() > 0)
+    return zone.ravel()[pix].astype(np.int32), pix
 
 
 def _single(shape, pos, label=5):
@@ -139,7 +146,7 @@ def test_union_over_altitudes_is_a_streak():
 
 
 @pytest.mark.parametrize(("a", "b"), [(7, 3), (3, 7)])
-def test_overlapping_zones_largest_label_wins(a, b):
+def test_overlapping_zones_image_and_pairs(a, b):
     # altitudes 2400 and 4800 m, sun south at 45°: row 30 lands on rows 20 and 10, row 40 on 30 and 20
     params = PARAMS.replace(delta_h_min=2400.0, delta_h_max=4800.0, delta_h_step=2400.0)
     lab = np.zeros((45, 10), dtype=np.int32)
@@ -149,6 +156,10 @@ def test_overlapping_zones_largest_label_wins(a, b):
     assert z[20, 4] == max(a, b)
     assert z[10, 4] == a and z[30, 4] == b
     assert int((z > 0).sum()) == 3
+    # the pairs keep each label's own zone: (20, 4) belongs to both
+    lab, pix = shadow_zone_pairs(lab, np.zeros((45, 10)), 45.0, 180.0, 0.0, 0.0, 240.0, params, CPU)
+    got = set(zip(lab.tolist(), pix.tolist()))
+    assert got == {(a, 10 * 10 + 4), (a, 20 * 10 + 4), (b, 20 * 10 + 4), (b, 30 * 10 + 4)}
 
 
 def test_shadow_outside_the_image_is_dropped():
@@ -273,7 +284,7 @@ def _toy_selection():
 
 def test_three_passes():
     labels, zone, dark = _toy_selection()
-    s = select_shadows(labels, zone, dark, 0.8, PARAMS, np)
+    s = select_shadows(labels, *_pairs(zone), dark, 0.8, PARAMS, np)
     expect = np.zeros_like(s)
     expect[6, 0:3] = True
     expect[7, 0:8] = True
@@ -291,10 +302,47 @@ def test_pass3_keeps_about_half_the_cloud():
     zone = np.zeros_like(labels)
     zone[10:30, 0:60] = 1  # 1200 zone pixels, all darkened below thr
     dark = rng.uniform(0.05, 0.75, labels.shape).astype(np.float32)
-    s = select_shadows(labels, zone, dark, 0.8, PARAMS, np)
+    s = select_shadows(labels, *_pairs(zone), dark, 0.8, PARAMS, np)
     assert abs(int(s.sum()) - 50) <= 2
     kept = dark[s]
     assert kept.max() < np.sort(dark[zone > 0])[55]  # the darkest ones
+
+
+def test_a_pixel_in_two_zones_counts_for_both_labels():
+    """MAJA keeps one zone per label: a shared pixel is a candidate of both labels in pass 1."""
+    labels = np.zeros((12, 12), np.int32)
+    labels[0, 0:5] = 1  # 5 cloud px: ratio max (1.0) -> at most 5 candidates
+    labels[1:3, 0:10] = 2  # 20 cloud px: ratio min (0.5) -> at most 10
+    dark = np.full(labels.shape, 0.9, np.float32)  # not candidates (thr 0.8)
+    dark[6, 0:4] = (0.1, 0.2, 0.3, 0.7)  # label 1's own zone
+    dark[7, 0:2] = 0.3  # shared by both zones
+    dark[8, 0:4] = 0.5  # label 2's own zone
+    flat = lambda r, c0, c1: [r * 12 + c for c in range(c0, c1)]  # noqa: E731
+    l1 = sorted(flat(6, 0, 4) + flat(7, 0, 2))
+    l2 = sorted(flat(7, 0, 2) + flat(8, 0, 4))
+    pair_label = np.array([1] * len(l1) + [2] * len(l2), np.int32)
+    pair_pixel = np.array(l1 + l2, np.int64)
+    s = select_shadows(labels, pair_label, pair_pixel, dark, 0.8, PARAMS, np)
+    # pass 1: label 1 has 6 candidates > 5 -> rejected; label 2 has 6 <= 10 -> kept (rows 7 and 8).
+    # pass 2: label 1 without the kept shared pixels has 4 > 0.5 * 5 -> rejected.
+    # pass 3: label 1 keeps its candidates up to the 0.5 * 5 / 4 = 0.625 quantile of (0.1, 0.2, 0.3, 0.7):
+    # 0.1, 0.2 and 0.3, not 0.7. (With one image where the larger label takes the shared pixels, label 1
+    # would have had 4 <= 5 candidates and kept 0.7 too.)
+    expect = np.zeros_like(s)
+    expect[6, 0:3] = True
+    expect[7, 0:2] = True
+    expect[8, 0:4] = True
+    np.testing.assert_array_equal(s, expect)
+
+
+def test_select_shadows_refuses_bad_pairs():
+    labels = np.zeros((4, 4), np.int32)
+    labels[0, 0] = 1
+    dark = np.zeros((4, 4), np.float32)
+    with pytest.raises(InputError, match="pair"):
+        select_shadows(labels, np.array([1, 1], np.int32), np.array([3], np.int64), dark, 0.8, PARAMS, np)
+    with pytest.raises(InputError, match="outside"):
+        select_shadows(labels, np.array([1], np.int32), np.array([16], np.int64), dark, 0.8, PARAMS, np)
 
 
 # --- end to end ---------------------------------------------------------------------------------------
@@ -439,6 +487,22 @@ def test_vectorised_twin_matches_scalar_rays(seed):
     np.testing.assert_array_equal(z, expect)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_zone_pairs_are_each_labels_own_zone(seed):
+    # overlapping zones: every label's zone, marched alone by the scalar reference, gives its pairs
+    labels, dem, sz, sa, vz, va = _random_case(seed, shape=(26, 30))
+    params = PARAMS.replace(delta_h_step=1000.0)
+    heights = np.arange(0.0, 8000.0 + 1.0, 1000.0)
+    lab, pix = shadow_zone_pairs(labels, dem, sz, sa, vz, va, 240.0, params, CPU)
+    expect = set()
+    for k in np.unique(labels[labels > 0]).tolist():
+        own = _scalar_rays(np.where(labels == k, labels, 0), dem, sz, sa, vz, va, 240.0, heights)
+        expect |= {(k, int(p)) for p in np.flatnonzero(own.ravel())}
+    got = list(zip(lab.tolist(), pix.tolist()))
+    assert got == sorted(got) and len(set(got)) == len(got)  # sorted by label then pixel, distinct
+    assert set(got) == expect
+
+
 # --- GPU ----------------------------------------------------------------------------------------------
 
 
@@ -470,6 +534,11 @@ def test_gpu_projection_matches_numpy_random(seed):
     assert isinstance(z_gpu, cupy.ndarray) and z_gpu.dtype == cupy.int32
     np.testing.assert_array_equal(z_gpu.get(), z_np)
     assert z_np.any()
+    lab_np, pix_np = shadow_zone_pairs(labels, dem, sz, sa, vz, va, 240.0, PARAMS, CPU)
+    lab_gpu, pix_gpu = shadow_zone_pairs(cupy.asarray(labels), dem, sz, sa, vz, va, 240.0, PARAMS,
+                                         select_backend("gpu"))
+    np.testing.assert_array_equal(lab_gpu.get(), lab_np)
+    np.testing.assert_array_equal(pix_gpu.get(), pix_np)
 
 
 @pytest.mark.gpu

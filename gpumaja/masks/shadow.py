@@ -8,11 +8,13 @@ The steps, in the order of §1.9 (MAJA ``ShadowMaskDeterminationUnknownCloudsAlt
    p = max(darkening_min_percentile / 100, min(cloud_cover_mult_factor · cc, 1)),
    thr = min(quantile_p(darkening), proj_shad_darkening_max). The quantile is MAJA's histogram estimator
    (see `histogram_quantile`).
-3. `project_shadow_zones`: every cloud pixel is projected, for each candidate altitude
+3. `shadow_zone_pairs`: every cloud pixel is projected, for each candidate altitude
    h = delta_h_min, delta_h_min + delta_h_step, ... <= delta_h_max (33 altitudes), back to its nadir
-   position along the viewing direction, then along the solar direction down to the DTM; the landing
-   pixels of a label, united over the altitudes, are its potential shadow zone (kernel
-   ``shadow_projection`` in ``kernels/shadow.cu``, NumPy twin `shadow_projection_numpy`).
+   position along the viewing direction, then along the solar direction down to the DTM (kernel
+   ``shadow_landing`` in ``kernels/shadow.cu``, NumPy twin `shadow_landing_numpy`: the landing pixel
+   of every ray); the landing pixels of a label, united over the altitudes, are its potential shadow
+   zone, kept as distinct (label, pixel) pairs: one zone per label, as MAJA, so a pixel may lie in the
+   zones of several labels (`project_shadow_zones` flattens them to one image for display and tests).
 4.-6. `select_shadows`: candidates = zone pixels with darkening < thr; a label is kept if
    n_candidates <= ratio · n_cloud (pass 1, ratio = shadow_cloud_ratio_max below
    shadow_cloud_ratio_pix_nb cloud pixels, else shadow_cloud_ratio_min), rejected labels are retried with
@@ -34,12 +36,6 @@ below the ground puts the cloud 1 m above it (MAJA). On a flat DTM the shadow of
 is dh · tan θs away from the nadir, e.g. 45° sun in the south: dh / resolution pixels north.
 
 Differences from MAJA, on purpose:
-- MAJA keeps one potential-zone image per label (a pixel may belong to several labels' zones); here
-  the zones are one int32 image in which, where zones overlap, the largest label id wins (atomicMax).
-  Pass 2 of MAJA removes the pixels kept by pass 1 from the rejected labels' candidates and recounts
-  them; with disjoint zones that removal changes nothing, so pass 2 (ratio min) can only keep what pass
-  1 already kept or rejected for the same count: for clouds of >= shadow_cloud_ratio_pix_nb pixels it
-  is pass 1 again, for smaller ones it is stricter (0.5 < 1.0). It is implemented as written anyway.
 - The darkening histogram spans [min, max] of the finite darkening values (MAJA: a fixed [0, 10]
   range), 1000 bins in both; values <= 0 are kept (MAJA treats 0 as nodata).
 - MAJA's ray starts at the SOLH1/VIEHRef reference heights of its direction grids; here the directions
@@ -51,9 +47,15 @@ MAJA (scipy.ndimage / cupyx.scipy.ndimage with `morphology.LABEL_STRUCTURE`), an
 kept on the undilated cloud pixels only (§1.9 step 3). Darkening is computed off the undilated clouds, as MAJA's darkening
 filter is fed the undilated cloud mask (``L2CLDSubInput``).
 
-Determinism: the projection writes integer labels with atomicMax; the trigonometry runs on the host in
-NumPy float64 for both paths and the kernel is compiled with --fmad=false, so the GPU zones equal the
-NumPy twin's bit for bit. Quantiles are computed from integer histograms on the host.
+Determinism: the projection writes one landing index per ray (no atomics); the trigonometry runs on
+the host in NumPy float64 for both paths and the kernel is compiled with --fmad=false, so the GPU zones
+equal the NumPy twin's bit for bit. Quantiles are computed from integer histograms on the host.
+
+Until issue 4's third session the zones were one int32 image in which the largest label won where
+zones overlapped (an atomicMax): a label lost the zone pixels it shared with a larger label, and pass
+2 could never rescue a label. With the winter sun of the synthetic series (θs 60-67°, so a cloud at
+8 km casts its shadow ~18 km away) the zones overlap a lot; per-label zones raised the coarse-grid
+shadow F1 from 0.60 to 0.63 (recall 0.53 -> 0.59) on its 22 NOMINAL steps (docs/validation.md §5).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ HISTOGRAM_BINS = 1000  # MAJA: fixed in ShadowMaskDeterminationUnknownCloudsAlti
 MIN_CLOUD_HEIGHT_M = 1.0  # MAJA: dh = max(h - DTM, 1) in the shadow projection (fixed in the code)
 
 _KERNEL_FILE = "shadow"
-_KERNEL = "shadow_projection"
+_KERNEL = "shadow_landing"
 _KERNEL_OPTIONS = ("--fmad=false",)
 _BLOCK = 256
 _MAX_BLOCKS = 65535
@@ -228,10 +230,9 @@ def _leaving_numpy(r, c, sr, sc, ny: int, nx: int):
         (c > nx - 0.5) & (sc >= 0.0))
 
 
-def shadow_projection_numpy(
+def shadow_landing_numpy(
     pix_row: np.ndarray,
     pix_col: np.ndarray,
-    label: np.ndarray,
     dem_at_pix: np.ndarray,
     view_row: np.ndarray,
     view_col: np.ndarray,
@@ -243,18 +244,19 @@ def shadow_projection_numpy(
     min_height: float,
     max_steps: int,
 ) -> np.ndarray:
-    """NumPy twin of the ``shadow_projection`` kernel (see kernels/shadow.cu for the steps).
+    """NumPy twin of the ``shadow_landing`` kernel (see kernels/shadow.cu for the steps).
 
-    Per-cloud-pixel inputs are 1-D float64 (label int32), `heights` the candidate altitudes, `dem` the
-    (ny, nx) float64 DTM. All (pixel, altitude) rays are marched together, a chunk at a time, one step
-    per iteration. Returns the (ny, nx) int32 zone image: per pixel, the largest label landing there.
+    Per-cloud-pixel inputs are 1-D float64, `heights` the candidate altitudes, `dem` the (ny, nx) float64
+    DTM. All (pixel, altitude) rays are marched together, a chunk at a time, one step per iteration.
+    Returns int32 (n_pix * n_alt,): for ray t = i * n_alt + a, the flat index (row * nx + col) of the
+    pixel where it lands, -1 when it lands outside the image or leaves it first.
     """
     dem = np.ascontiguousarray(dem, dtype=np.float64)
     ny, nx = dem.shape
-    zone = np.zeros(ny * nx, dtype=np.int32)
     heights = np.asarray(heights, dtype=np.float64)
-    n_pix, n_alt = int(np.asarray(label).size), int(heights.size)
+    n_pix, n_alt = int(np.asarray(pix_row).size), int(heights.size)
     n_rays = n_pix * n_alt
+    landing = np.full(n_rays, -1, dtype=np.int32)
     for start in range(0, n_rays, _RAYS_PER_CHUNK):
         t = np.arange(start, min(start + _RAYS_PER_CHUNK, n_rays), dtype=np.int64)
         i = t // n_alt
@@ -265,12 +267,12 @@ def shadow_projection_numpy(
         z_start = z0 + dh
         rn = pix_row[i] + dh * view_row[i]
         cn = pix_col[i] + dh * view_col[i]
-        sr, sc, drop, lab = sun_row[i], sun_col[i], sun_drop[i], label[i]
+        sr, sc, drop = sun_row[i], sun_col[i], sun_drop[i]
         rp = rn.copy()
         cp = cn.copy()
         dp = np.zeros_like(rn)
         act = np.arange(t.size)
-        land_r, land_c, land_lab = [], [], []
+        land_t, land_r, land_c = [], [], []
         for k in range(int(max_steps) + 1):
             if act.size == 0:
                 break
@@ -282,50 +284,48 @@ def shadow_projection_numpy(
             d = zk - _dem_bilinear_numpy(dem, r, c)
             landed = ~leaving & (d <= 0.0)
             if landed.any():
+                idx = act[landed]
                 if k == 0:
                     land_r.append(r[landed])
                     land_c.append(c[landed])
                 else:
-                    idx = act[landed]
                     tt = dp[idx] / (dp[idx] - d[landed])
                     land_r.append(rp[idx] + tt * sr[idx])
                     land_c.append(cp[idx] + tt * sc[idx])
-                land_lab.append(lab[act[landed]])
+                land_t.append(t[idx])
             go = ~leaving & ~landed
             act = act[go]
             rp[act] = r[go]
             cp[act] = c[go]
             dp[act] = d[go]
-        if not land_lab:
+        if not land_t:
             continue
         rf = np.floor(np.concatenate(land_r) + 0.5)
         cf = np.floor(np.concatenate(land_c) + 0.5)
-        labs = np.concatenate(land_lab)
+        tl = np.concatenate(land_t)
         inside = (rf >= 0.0) & (rf <= ny - 1) & (cf >= 0.0) & (cf <= nx - 1)
-        flat = rf[inside].astype(np.int64) * nx + cf[inside].astype(np.int64)
-        np.maximum.at(zone, flat, labs[inside].astype(np.int32))
-    return zone.reshape(ny, nx)
+        landing[tl[inside]] = (rf[inside].astype(np.int64) * nx + cf[inside].astype(np.int64)).astype(np.int32)
+    return landing
 
 
-def _shadow_projection_gpu(host: dict[str, np.ndarray], label, heights: np.ndarray, dem, min_height: float,
-                           max_steps: int):
+def _shadow_landing_gpu(host: dict[str, np.ndarray], heights: np.ndarray, dem, min_height: float, max_steps: int):
     import cupy
     import nvtx
 
     from gpumaja.kernels import get_module
 
-    with nvtx.annotate("shadow_projection", domain="gpumaja"):
+    with nvtx.annotate("shadow_landing", domain="gpumaja"):
         dem_d = cupy.ascontiguousarray(cupy.asarray(dem), dtype=cupy.float64)
         ny, nx = (int(s) for s in dem_d.shape)
-        zone = cupy.zeros((ny, nx), dtype=cupy.int32)
-        n_pix, n_alt = int(label.size), int(heights.size)
+        n_pix, n_alt = int(host["pix_row"].size), int(heights.size)
         n_rays = n_pix * n_alt
+        landing = cupy.full(n_rays, -1, dtype=cupy.int32)
         if n_rays == 0:
-            return zone
-        if n_pix >= 2**31 or ny * nx >= 2**31:
-            raise InputError(f"shadow projection: {n_pix} cloud pixels / {ny}x{nx} exceed the kernel's indexing")
+            return landing
+        if n_rays >= 2**31 or ny * nx >= 2**31:
+            raise InputError(f"shadow projection: {n_pix} cloud pixels x {n_alt} altitudes / {ny}x{nx} exceed "
+                             "the kernel's indexing")
         dev = {k: cupy.asarray(np.ascontiguousarray(v, dtype=np.float64)) for k, v in host.items()}
-        lab = cupy.ascontiguousarray(cupy.asarray(label), dtype=cupy.int32)
         h_d = cupy.asarray(np.ascontiguousarray(heights, dtype=np.float64))
         kernel = get_module(_KERNEL_FILE, options=_KERNEL_OPTIONS).get_function(_KERNEL)
         grid = (min(_MAX_BLOCKS, (n_rays + _BLOCK - 1) // _BLOCK),)
@@ -333,15 +333,15 @@ def _shadow_projection_gpu(host: dict[str, np.ndarray], label, heights: np.ndarr
             grid,
             (_BLOCK,),
             (
-                dev["pix_row"], dev["pix_col"], lab, dev["dem_at_pix"], dev["view_row"], dev["view_col"],
+                dev["pix_row"], dev["pix_col"], dev["dem_at_pix"], dev["view_row"], dev["view_col"],
                 dev["sun_row"], dev["sun_col"], dev["sun_drop"], np.int32(n_pix), h_d, np.int32(n_alt),
-                dem_d, np.int32(ny), np.int32(nx), np.float64(min_height), np.int32(max_steps), zone,
+                dem_d, np.int32(ny), np.int32(nx), np.float64(min_height), np.int32(max_steps), landing,
             ),
         )
-        return zone
+        return landing
 
 
-def project_shadow_zones(
+def shadow_zone_pairs(
     cloud_labels: Any,
     altitude: Any,
     sun_zenith: Any,
@@ -352,14 +352,15 @@ def project_shadow_zones(
     params: L2Params,
     backend: Backend | None = None,
 ):
-    """Potential shadow zone of every cloud label (§1.9 step 3): int32 (cy, cx), 0 = none.
+    """Potential shadow zone of every cloud label (§1.9 step 3), one zone per label as MAJA.
 
     cloud_labels: int32 (cy, cx), 0 = no cloud. altitude: the DTM (m) on the same grid (finite).
     Angles in degrees, (cy, cx) arrays or scalars (zeniths in [0, 90)). Each cloud pixel is projected at
     every altitude of `candidate_heights(params)` (geometry in the module docstring); a label's zone is
-    the union of its landing pixels; where zones overlap the largest label wins. Runs the CUDA kernel
-    when `backend.is_gpu` or (no backend) the labels are a CuPy array, else the NumPy twin; the
-    result is on the same side.
+    the union of its landing pixels. Returns (label, pixel): int32 and int64 1-D arrays of the distinct
+    (label, flat pixel index) pairs, sorted by label then pixel; a pixel appears once per label whose
+    zone holds it. Runs the CUDA kernel when `backend.is_gpu` or (no backend) the labels are a CuPy
+    array, else the NumPy twin; the result is on the same side.
     """
     on_gpu = backend.is_gpu if backend is not None else array_module(cloud_labels).__name__ == "cupy"
     xp = array_module(cloud_labels)
@@ -374,7 +375,7 @@ def project_shadow_zones(
         raise InputError("shadow projection: altitude (DTM) has non-finite values")
     heights = candidate_heights(params)
     flat = xp.flatnonzero(labels.ravel() > 0)
-    lab = labels.ravel()[flat].astype(xp.int32)
+    lab = labels.ravel()[flat].astype(xp.int64)
     idx = np.asarray(to_numpy(flat), dtype=np.int64)
     rows, cols = np.divmod(idx, shape[1])
     host = _ray_fields(rows, cols, shape, sun_zenith, sun_azimuth, view_zenith, view_azimuth, resolution_m)
@@ -383,11 +384,46 @@ def project_shadow_zones(
     host["dem_at_pix"] = dem_h.ravel()[idx]
     max_steps = _max_steps(host, heights, host["dem_at_pix"], shape)
     if on_gpu:
-        return _shadow_projection_gpu(host, lab, heights, dem_h, MIN_CLOUD_HEIGHT_M, max_steps)
-    return shadow_projection_numpy(
-        host["pix_row"], host["pix_col"], np.asarray(to_numpy(lab), dtype=np.int32), host["dem_at_pix"],
-        host["view_row"], host["view_col"], host["sun_row"], host["sun_col"], host["sun_drop"], heights, dem_h,
-        MIN_CLOUD_HEIGHT_M, max_steps)
+        landing = _shadow_landing_gpu(host, heights, dem_h, MIN_CLOUD_HEIGHT_M, max_steps)
+    else:
+        landing = shadow_landing_numpy(
+            host["pix_row"], host["pix_col"], host["dem_at_pix"], host["view_row"], host["view_col"],
+            host["sun_row"], host["sun_col"], host["sun_drop"], heights, dem_h, MIN_CLOUD_HEIGHT_M, max_steps)
+    landing = xp.asarray(landing).astype(xp.int64)
+    ray_label = xp.repeat(lab, int(heights.size))
+    ok = landing >= 0
+    n = shape[0] * shape[1]
+    keys = xp.unique(ray_label[ok] * n + landing[ok])
+    return (keys // n).astype(xp.int32), keys % n
+
+
+def project_shadow_zones(
+    cloud_labels: Any,
+    altitude: Any,
+    sun_zenith: Any,
+    sun_azimuth: Any,
+    view_zenith: Any,
+    view_azimuth: Any,
+    resolution_m: float,
+    params: L2Params,
+    backend: Backend | None = None,
+):
+    """The zones of `shadow_zone_pairs` as one int32 (cy, cx) image, 0 = none, where zones overlap the
+    largest label (a view for display and tests; the selection uses the pairs)."""
+    xp = array_module(cloud_labels)
+    labels = xp.asarray(cloud_labels)
+    lab, pix = shadow_zone_pairs(labels, altitude, sun_zenith, sun_azimuth, view_zenith, view_azimuth,
+                                 resolution_m, params, backend)
+    xp = array_module(lab)
+    zone = xp.zeros(int(labels.size), dtype=xp.int32)
+    if int(lab.size):
+        # pairs are sorted by label: the last pair of each pixel holds its largest label
+        order = xp.argsort(pix * (int(lab.max()) + 1) + lab)
+        p_sorted, l_sorted = pix[order], lab[order]
+        last = xp.ones(p_sorted.shape, dtype=bool)
+        last[:-1] = p_sorted[1:] != p_sorted[:-1]
+        zone[p_sorted[last]] = l_sorted[last]
+    return zone.reshape(labels.shape)
 
 
 # --- 4-6. label selection ---------------------------------------------------------------------------
@@ -402,66 +438,80 @@ def cloud_labels(clouds: Any, clouds_dilated: Any, xp: ModuleType | None = None)
     return xp.where(c, lab, 0).astype(xp.int32)
 
 
-def select_shadows(labels: Any, zone: Any, dark: Any, threshold: float, params: L2Params, xp: ModuleType | None = None):
-    """Shadow pixels from the zones, by MAJA's three label-selection passes (§1.9 steps 4-6). Bool (cy, cx).
+def select_shadows(labels: Any, pair_label: Any, pair_pixel: Any, dark: Any, threshold: float, params: L2Params,
+                   xp: ModuleType | None = None):
+    """Shadow pixels from the per-label zones, by MAJA's three label-selection passes (§1.9 steps 4-6).
+    Bool, the shape of `labels`.
 
-    candidates = zone > 0 and darkening < threshold (float64 comparison). n_cloud[l] = pixels of label l,
-    n[l] = candidates in l's zone.
-    - pass 1: keep l if n[l] <= ratio · n_cloud[l], ratio = shadow_cloud_ratio_max when
-      n_cloud[l] < shadow_cloud_ratio_pix_nb, else shadow_cloud_ratio_min.
-    - pass 2: the rejected labels' candidates minus the pixels kept by pass 1 are recounted (n2) and
-      kept if n2 <= shadow_cloud_ratio_min · n_cloud (see the module docstring: with disjoint zones this
-      never rescues a label, but it is MAJA's step).
+    (pair_label, pair_pixel): the zones as distinct (label, flat pixel) pairs (`shadow_zone_pairs`); a
+    pixel may belong to several labels' zones, as in MAJA. A pair is a candidate when the pixel's
+    darkening < threshold (float64 comparison). n_cloud[l] = pixels of label l, n[l] = candidates in
+    l's zone.
+    - pass 1: keep l (all its candidates) if n[l] <= ratio · n_cloud[l], ratio =
+      shadow_cloud_ratio_max when n_cloud[l] < shadow_cloud_ratio_pix_nb, else shadow_cloud_ratio_min.
+    - pass 2: each rejected label's candidates minus the pixels kept by pass 1 are recounted (n2) and
+      kept if n2 <= shadow_cloud_ratio_min · n_cloud.
     - pass 3: for each label still rejected, thr_l = min(quantile_q(darkening of its pass-2
       candidates), proj_shad_darkening_max) with q = shadow_cloud_ratio_min · n_cloud / n2
-      (`histogram_quantile`), and its candidates with darkening <= thr_l are kept.
+      (`histogram_quantile`), and its pass-2 candidates with darkening <= thr_l are kept.
     """
     xp = xp or array_module(labels)
     lab = xp.asarray(labels).astype(xp.int32, copy=False)
-    zone = xp.asarray(zone).astype(xp.int32, copy=False)
     dark64 = xp.asarray(dark).astype(xp.float64)
-    if lab.shape != zone.shape or lab.shape != dark64.shape:
-        raise InputError(f"select_shadows: labels {lab.shape}, zone {zone.shape} and darkening {dark64.shape} differ")
-    n_lab = max(int(lab.max()) if lab.size else 0, int(zone.max()) if zone.size else 0)
-    if n_lab == 0:
-        return xp.zeros(lab.shape, dtype=bool)
+    pl = xp.asarray(pair_label).astype(xp.int64, copy=False).ravel()
+    pp = xp.asarray(pair_pixel).astype(xp.int64, copy=False).ravel()
+    if lab.shape != dark64.shape:
+        raise InputError(f"select_shadows: labels {lab.shape} and darkening {dark64.shape} differ")
+    if pl.shape != pp.shape:
+        raise InputError(f"select_shadows: {pl.size} pair labels but {pp.size} pair pixels")
+    shadow = xp.zeros(lab.size, dtype=bool)
+    n_lab = max(int(lab.max()) if lab.size else 0, int(pl.max()) if pl.size else 0)
+    if n_lab == 0 or pl.size == 0:
+        return shadow.reshape(lab.shape)
+    if int(pp.min()) < 0 or int(pp.max()) >= lab.size:
+        raise InputError(f"select_shadows: pair pixels outside the {lab.shape} image")
     nb = n_lab + 1
     n_cloud = xp.bincount(lab.ravel(), minlength=nb)
-    cand = (zone > 0) & (dark64 < float(threshold))
+    cand = dark64.ravel()[pp] < float(threshold)
+    pl, pp = pl[cand], pp[cand]
     r_min, r_max = float(params.shadow_cloud_ratio_min), float(params.shadow_cloud_ratio_max)
 
     # pass 1
-    n1 = xp.bincount(zone[cand], minlength=nb)
+    n1 = xp.bincount(pl, minlength=nb)
     ratio = xp.full(nb, r_min, dtype=xp.float64)
     ratio[n_cloud < int(params.shadow_cloud_ratio_pix_nb)] = r_max
     kept1 = (n1 > 0) & (n1 <= ratio * n_cloud)
     rej1 = (n1 > 0) & ~kept1
-    shadow = cand & kept1[zone]
+    shadow[pp[kept1[pl]]] = True
 
     # pass 2
-    cand2 = cand & rej1[zone] & ~shadow
-    n2 = xp.bincount(zone[cand2], minlength=nb)
+    sel2 = rej1[pl] & ~shadow[pp]
+    pl2, pp2 = pl[sel2], pp[sel2]
+    n2 = xp.bincount(pl2, minlength=nb)
     kept2 = rej1 & (n2 > 0) & (n2 <= r_min * n_cloud)
     rej2 = rej1 & (n2 > 0) & ~kept2
-    shadow |= cand2 & kept2[zone]
+    shadow[pp2[kept2[pl2]]] = True
 
     # pass 3
-    cand3 = cand2 & rej2[zone]
-    if bool(cand3.any()):
-        z3 = np.asarray(to_numpy(zone[cand3]), dtype=np.int64)
-        v3 = np.asarray(to_numpy(dark64[cand3]), dtype=np.float64)
+    sel3 = rej2[pl2]
+    if bool(sel3.any()):
+        l3 = np.asarray(to_numpy(pl2[sel3]), dtype=np.int64)  # sorted by label (pairs are)
+        p3 = np.asarray(to_numpy(pp2[sel3]), dtype=np.int64)
+        v3 = np.asarray(to_numpy(dark64.ravel()[pp2[sel3]]), dtype=np.float64)
         n_cloud_h = np.asarray(to_numpy(n_cloud), dtype=np.float64)
         n2_h = np.asarray(to_numpy(n2), dtype=np.float64)
-        thr = np.full(nb, -np.inf)
-        order = np.argsort(z3, kind="stable")
-        z3, v3 = z3[order], v3[order]
-        ids, starts = np.unique(z3, return_index=True)
-        ends = np.append(starts[1:], z3.size)
-        for lab_id, s, e in zip(ids.tolist(), starts.tolist(), ends.tolist()):
-            q = histogram_quantile(v3[s:e], r_min * n_cloud_h[lab_id] / n2_h[lab_id], np)
-            thr[lab_id] = float(params.proj_shad_darkening_max) if q is None else min(q, float(params.proj_shad_darkening_max))
-        shadow |= cand3 & (dark64 <= xp.asarray(thr)[zone])
-    return shadow
+        order = np.argsort(l3, kind="stable")
+        l3, p3, v3 = l3[order], p3[order], v3[order]
+        ids, starts = np.unique(l3, return_index=True)
+        ends = np.append(starts[1:], l3.size)
+        keep = np.zeros(l3.size, dtype=bool)
+        cap = float(params.proj_shad_darkening_max)
+        for lab_id, s0, e0 in zip(ids.tolist(), starts.tolist(), ends.tolist()):
+            q = histogram_quantile(v3[s0:e0], r_min * n_cloud_h[lab_id] / n2_h[lab_id], np)
+            thr_l = cap if q is None else min(q, cap)
+            keep[s0:e0] = v3[s0:e0] <= thr_l
+        shadow[xp.asarray(p3[keep])] = True
+    return shadow.reshape(lab.shape)
 
 
 # --- the whole of §1.9 ------------------------------------------------------------------------------
@@ -508,8 +558,7 @@ def cloud_shadows(
     dark = darkening(tocr_shadow_band, rcr_shadow_band, ~c & ~e & ~w, xp)
     thr = darkening_threshold(dark, n_cloudy / n_valid, params, xp)
     labels = cloud_labels(c & ~e, cd, xp)
-    zone = project_shadow_zones(labels, altitude, sun_zenith, sun_azimuth, view_zenith, view_azimuth, resolution_m,
-                                params, backend)
-    zone = xp.asarray(zone)
-    shadow = select_shadows(labels, zone, dark, thr, params, xp)
+    pair_label, pair_pixel = shadow_zone_pairs(labels, altitude, sun_zenith, sun_azimuth, view_zenith, view_azimuth,
+                                               resolution_m, params, backend)
+    shadow = select_shadows(labels, xp.asarray(pair_label), xp.asarray(pair_pixel), dark, thr, params, xp)
     return shadow & ~c & ~e
