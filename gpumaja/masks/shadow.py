@@ -384,7 +384,10 @@ def shadow_zone_pairs(
     host["dem_at_pix"] = dem_h.ravel()[idx]
     max_steps = _max_steps(host, heights, host["dem_at_pix"], shape)
     if on_gpu:
+        import cupy
+
         landing = _shadow_landing_gpu(host, heights, dem_h, MIN_CLOUD_HEIGHT_M, max_steps)
+        xp, lab = cupy, cupy.asarray(lab)  # the result is on the GPU even for host labels
     else:
         landing = shadow_landing_numpy(
             host["pix_row"], host["pix_col"], host["dem_at_pix"], host["view_row"], host["view_col"],
