@@ -14,7 +14,9 @@
 //     rB   = (B_D - B_c) / (B_D + B_c),  rN = (N_D - N_c) / (N_D + N_c)
 //     dHOT = (B_D - 0.5 R_D) - (B_c - 0.5 R_c)
 //     ratio = rN < k_nir_blue * rB  AND  dR < k_red_blue * dB
-//     refl_var = ratio AND dHOT > thr;  ext = ratio AND dHOT > thr - delta
+//     shadow_like = min_red_ratio > 0 AND R_c > 0 AND R_D < min_red_ratio * R_c  (our guard, docs/l2a.md;
+//                   min_red_ratio = 0 is MAJA 4.x)
+//     refl_var = ratio AND NOT shadow_like AND dHOT > thr;  ext = same with dHOT > thr - delta
 //   excluded, or any NaN input (reflectances or age) -> 0 in both outputs.
 //
 // window_correlation: one thread per coarse pixel (2-D grid). For a pixel with where != 0, over the
@@ -42,6 +44,7 @@ extern "C" __global__ void refl_var(const float* __restrict__ blue_d,
                                     const double k_nir_blue,
                                     const double k_red_blue,
                                     const double delta,
+                                    const double min_red_ratio,
                                     unsigned char* __restrict__ out_var,
                                     unsigned char* __restrict__ out_ext)
 {
@@ -65,7 +68,8 @@ extern "C" __global__ void refl_var(const float* __restrict__ blue_d,
             const double rb = (bd - bc) / (bd + bc);
             const double rn = (nd - nc) / (nd + nc);
             const double dhot = (bd - 0.5 * rd) - (bc - 0.5 * rc);
-            const bool ratio = (rn < k_nir_blue * rb) && (dr < k_red_blue * db);
+            const bool shadow_like = (min_red_ratio > 0.0) && (rc > 0.0) && (rd < min_red_ratio * rc);
+            const bool ratio = (rn < k_nir_blue * rb) && (dr < k_red_blue * db) && !shadow_like;
             v = (ratio && dhot > thr) ? 1 : 0;
             e = (ratio && dhot > thr - delta) ? 1 : 0;
         }

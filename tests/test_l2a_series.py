@@ -177,6 +177,78 @@ def test_read_ahead_reads_in_step_order_on_the_reader_thread(monkeypatch, tmp_pa
     assert seen == [(i, 7, name) for i, name in enumerate(order)]
 
 
+def test_the_plan_places_the_shadow_stage(monkeypatch, tmp_path):
+    from gpumaja.pipeline.l2a_multitemporal import shadow_on_device
+
+    prods = products(0, 5)
+    w = World(monkeypatch, {"d0": True, "d1": True})
+    seen: list[bool] = []
+    fake = w.process_date
+    monkeypatch.setattr(S, "process_date", lambda *a, **k: seen.append(shadow_on_device()) or fake(*a, **k))
+    monkeypatch.setattr(S, "memory_plan_for", lambda *a, **k: MemoryPlan(0, {}, True, shadow_on_device=False))
+    run(prods, tmp_path / "host")
+    assert seen == [False] * 3 and shadow_on_device()  # d1 INIT, d0, d1; the default again after the run
+    seen.clear()
+    monkeypatch.setattr(S, "memory_plan_for", lambda *a, **k: MemoryPlan(0, {}, True))
+    run(prods, tmp_path / "device")
+    assert seen == [True] * 3
+
+
+class _OnDevice(np.ndarray):
+    """Stands for a device array: `to_numpy` gives a plain ndarray of it, the fake GPU's asarray one."""
+
+
+def _fake_gpu():
+    from gpumaja.backend import Backend
+
+    xp = SimpleNamespace(asarray=lambda a, dtype=None: np.asarray(a, dtype).view(_OnDevice))
+    return Backend("gpu", xp, "fake GPU")  # type: ignore[arg-type]
+
+
+def _shadow_args(scene: dict) -> tuple:
+    dev = {k: v.view(_OnDevice) if isinstance(v, np.ndarray) else v for k, v in scene.items()}
+    maps = [dev[k] for k in ("clouds", "clouds_dilated", "tocr_shadow_band", "rcr_shadow_band", "edge",
+                             "composite_water", "altitude")]
+    return (*maps, (dev["sun_zenith"], dev["sun_azimuth"]), (dev["view_zenith"], dev["view_azimuth"]),
+            scene["resolution_m"])
+
+
+def test_shadow_stage_on_the_host_calls_the_cpu_path(monkeypatch):
+    """`shadow_stage` with the shadow stage off the device on a (fake) GPU backend: `cloud_shadows` gets the
+    CPU backend and host arrays, and its mask comes back through the backend's asarray."""
+    from gpumaja.masks.shadow import cloud_shadows
+    from gpumaja.pipeline import l2a_multitemporal as M
+    from tests.test_masks_shadow import PARAMS, _scene
+
+    scene, _, _ = _scene(2000.0)
+    expected = cloud_shadows(**scene, params=PARAMS, backend=CPU)
+    assert expected.any()
+    gpu = _fake_gpu()
+    calls: list[tuple] = []
+
+    def spy(*args):
+        calls.append((args[-1], [type(a) for a in args[:11]]))
+        return cloud_shadows(*args) if args[-1] is CPU else "device path"
+
+    monkeypatch.setattr(M, "cloud_shadows", spy)
+    with M.shadow_placement(False):
+        got = M.shadow_stage(*_shadow_args(scene), PARAMS, gpu)
+    assert calls == [(CPU, [np.ndarray] * 11)]
+    assert type(got) is _OnDevice and got.dtype == bool
+    np.testing.assert_array_equal(np.asarray(got), expected)
+    # explicit on_device wins over the placement in force
+    assert M.shadow_stage(*_shadow_args(scene), PARAMS, gpu, on_device=True) == "device path"
+    calls.clear()
+    # the default placement: on the device, with the arrays as given
+    assert M.shadow_stage(*_shadow_args(scene), PARAMS, gpu) == "device path"
+    assert calls[0][0] is gpu and calls[0][1][:7] == [_OnDevice] * 7
+    calls.clear()
+    # the CPU backend runs on the CPU whatever the placement
+    with M.shadow_placement(False):
+        np.testing.assert_array_equal(M.shadow_stage(*_shadow_args(scene), PARAMS, CPU), expected)
+    assert calls[0][0] is CPU
+
+
 VALIDITY5 = {"d0": True, "d1": False, "d2": True, "d3": True, "d4": False}
 
 
@@ -363,9 +435,11 @@ def test_killed_and_resumed_run_gives_the_same_products(series, uninterrupted, t
 def test_series_in_strips_gives_the_same_products(series, uninterrupted, tmp_path):
     """A memory budget that forces strips (by hand from memory.py's model for this 120 px tile: base
     1_595_400 B = 1_506_000 B of date input, read and host outputs + 100 coarse px (120 m grid, 10 x 10)
-    x 894 B (13 bands x 32 + 256 coarse chain, 222 composite); R1 103 B/px x 120 px = 12_360 B per row
-    -> 24 rows (a multiple of 12 fine rows per coarse row) with 300_000 B left; R2 127 x 60 = 7_620 B
-    per row -> 39, i.e. 36 rows (a multiple of 6)) gives the products of the whole-image run."""
+    x 894 B (13 bands x 32 + 256 coarse chain, 222 composite); 1_320_000 B left, which holds the CPU's
+    cloud-shadow stage (100 px x (109 + 136) + 3_300 rays x (104 + 29 + 256) = 1_308_200 B) but not R1
+    whole (1_483_200 B): R1 103 B/px x 120 px = 12_360 B per row -> 106 rows, i.e. 96 (a multiple of 12
+    fine rows per coarse row); R2 whole (127 x 60 x 60 = 457_200 B)) gives the products of the
+    whole-image run."""
     from gpumaja.pipeline.l2a import open_inputs
     from gpumaja.pipeline.luts import LUTCache
     from gpumaja.pipeline.memory import InsufficientMemoryError
@@ -373,9 +447,9 @@ def test_series_in_strips_gives_the_same_products(series, uninterrupted, tmp_pat
     safes, dem = series
     a, _ = uninterrupted
     prods = open_inputs(safes)
-    free = int(1.25 * (1_595_400 + 300_000))
+    free = int(1.25 * (1_595_400 + 1_320_000))
     plan = S.memory_plan_for(prods, L2Params(), CPU, 9, free)
-    assert plan.read_ahead == 0 and plan.strip_rows == {"R1": 24, "R2": 36, "R3": None}
+    assert plan.read_ahead == 0 and plan.strip_rows == {"R1": 96, "R2": None, "R3": None} and plan.shadow_on_device
     S.run_series(prods, LUTCache(), L2Params(), CPU, tmp_path / "C", dem, free_bytes=free)
     assert_same_products(a, tmp_path / "C")
     with pytest.raises(InsufficientMemoryError, match="not enough host memory"):
@@ -437,6 +511,40 @@ def test_strips_give_the_whole_image_result_on_the_gpu(series):
         for k in ("sre", "fre", "water_vapour", "aot", "clm", "mg2", "sat", "edg", "iab"):
             x, y = getattr(whole.groups[g], k), getattr(strips.groups[g], k)
             np.testing.assert_array_equal(x.view(np.uint8), y.view(np.uint8), err_msg=f"{g} {k}")
+
+
+@pytest.mark.gpu
+def test_series_with_the_shadow_stage_on_the_host_gives_the_same_products(series, tmp_path, monkeypatch):
+    """A GPU run whose plan puts the cloud-shadow stage on the host (NumPy) writes the products of the
+    default plan (the stage on the device) byte for byte."""
+    from gpumaja.backend import select_backend
+    from gpumaja.pipeline import l2a_multitemporal as M
+    from gpumaja.pipeline.l2a import run_l2a
+
+    gpu = select_backend("gpu")
+    safes, dem = series
+    ran: list[tuple[str, int]] = []  # (backend of cloud_shadows, shadow pixels), call by call
+    real = M.cloud_shadows
+
+    def spy(*args):
+        mask = real(*args)
+        ran.append((args[-1].name, int(mask.sum())))
+        return mask
+
+    monkeypatch.setattr(M, "cloud_shadows", spy)
+    plans: list = []
+    planned = S.memory_plan_for
+    monkeypatch.setattr(S, "memory_plan_for", lambda *a, **k: plans.append(planned(*a, **k)) or plans[-1])
+    run_l2a(safes, tmp_path / "A", gpu, dem=dem)
+    assert plans and all(p.shadow_on_device for p in plans)
+    on_device, ran[:] = list(ran), []
+    monkeypatch.setattr(S, "memory_plan_for",
+                        lambda *a, **k: dataclasses.replace(planned(*a, **k), shadow_on_device=False))
+    run_l2a(safes, tmp_path / "B", gpu, dem=dem)
+    assert [n for n, _ in on_device] == ["gpu"] * len(on_device) and [n for n, _ in ran] == ["cpu"] * len(ran)
+    assert [k for _, k in ran] == [k for _, k in on_device]
+    assert any(k > 0 for _, k in ran)  # shadow pixels 2, 9, 9, 2 in the NOMINAL steps of the CPU run
+    assert_same_products(tmp_path / "A", tmp_path / "B")
 
 
 @pytest.mark.gpu

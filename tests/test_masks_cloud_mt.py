@@ -81,6 +81,26 @@ def test_ratio_conditions():
     assert ext[0].tolist() == [True, False, False]
 
 
+def test_shadow_like_pixel_is_not_a_refl_var_cloud():
+    # A cloud shadow under a hazier sky (the case measured on the synthetic series, docs/l2a.md):
+    # composite B 0.05, R 0.08, N 0.30; now B 0.06 (haze adds what the shadow takes), R 0.04, N 0.15.
+    # dB 0.01, dR -0.04 < 1.5 dB, rB 0.0909, rN -1/3 < 1.2 rB, dHOT = 0.01 + 0.02 = 0.03 > thr 0.02:
+    # MAJA 4.x (ratio 0) calls it refl_var. Red fell to 0.5 of the composite: with the guard at 0.8 it
+    # is in neither mask. Pixel 1 (red at 0.85 of the composite, so above 0.8: B 0.075, R 0.068,
+    # dHOT = 0.025 + 0.006 = 0.031 > thr) stays a cloud. Pixel 2 has a composite red of 0 (no ratio to
+    # take; B 0.095 so that dB 0.045, dR 0.04 < 1.5 dB, rB 0.31, dHOT = 0.075 - 0.05 = 0.025 > thr): the
+    # guard does not apply.
+    bd, rd, nd = [0.06, 0.075, 0.095], [0.04, 0.068, 0.04], [0.15, 0.15, 0.15]
+    bc, rc, nc = [0.05, 0.05, 0.05], [0.08, 0.08, 0.0], [0.30, 0.30, 0.30]
+    maja = PH.replace(refl_var_min_red_ratio=0.0)
+    var, ext = _refl_var_row(bd, rd, nd, bc, rc, nc, [0, 0, 0], params=maja)
+    assert var[0].tolist() == [True, True, True]
+    var, ext = _refl_var_row(bd, rd, nd, bc, rc, nc, [0, 0, 0], params=PH.replace(refl_var_min_red_ratio=0.8))
+    assert var[0].tolist() == [False, True, True]
+    assert ext[0].tolist() == [False, True, True]
+    assert P.refl_var_min_red_ratio == P.proj_shad_darkening_max  # the documented default
+
+
 def test_excluded_and_nan_are_false():
     nan = float("nan")
     var, ext = _refl_var_row([0.15, 0.15, 0.15, nan, 0.15], [0.12] * 5, [0.35] * 5,
@@ -453,10 +473,11 @@ def _gpu() -> Backend:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("seed", [0, 1])
-def test_gpu_refl_var_matches_twin_random(seed):
+@pytest.mark.parametrize("seed,min_red_ratio", [(0, 0.8), (1, 0.8), (2, 0.0)])
+def test_gpu_refl_var_matches_twin_random(seed, min_red_ratio):
     import cupy
 
+    params = P.replace(refl_var_min_red_ratio=min_red_ratio)
     rng = np.random.default_rng(seed)
     shape = (97, 131)
     bands = [rng.uniform(0.0, 0.5, shape).astype(np.float32) for _ in range(6)]
@@ -464,8 +485,9 @@ def test_gpu_refl_var_matches_twin_random(seed):
     bands[4][rng.random(shape) < 0.02] = np.nan
     age = rng.integers(0, 200, shape).astype(np.int32)
     exc = rng.random(shape) < 0.1
-    var_c, ext_c = refl_var_numpy(*bands, age, exc, P)
-    var_g, ext_g = refl_var_test(*[cupy.asarray(b) for b in bands], cupy.asarray(age), cupy.asarray(exc), P, _gpu())
+    var_c, ext_c = refl_var_numpy(*bands, age, exc, params)
+    var_g, ext_g = refl_var_test(*[cupy.asarray(b) for b in bands], cupy.asarray(age), cupy.asarray(exc), params,
+                                 _gpu())
     assert isinstance(var_g, cupy.ndarray)
     np.testing.assert_array_equal(var_g.get(), var_c)
     np.testing.assert_array_equal(ext_g.get(), ext_c)

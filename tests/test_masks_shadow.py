@@ -15,6 +15,9 @@ from gpumaja.backend import CPU
 from gpumaja.errors import InputError
 from gpumaja.masks.morphology import dilate
 from gpumaja.masks.shadow import (
+    SHADOW_RAYS_PER_CHUNK,
+    _max_steps,
+    _ray_fields,
     candidate_heights,
     cloud_labels,
     cloud_shadows,
@@ -560,3 +563,151 @@ def test_gpu_cloud_shadows_matches_numpy_realistic():
     z_np = project_shadow_zones(labels, dem, sz, sa, vz, va, 240.0, PARAMS, CPU)
     z_gpu = project_shadow_zones(cupy.asarray(labels), dem, sz, sa, vz, va, 240.0, PARAMS, gpu)
     np.testing.assert_array_equal(z_gpu.get(), z_np)
+
+
+# --- chunks of rays -----------------------------------------------------------------------------------
+
+
+def _chunk_runs(labels: np.ndarray, pixels_per_chunk: int) -> tuple[int, int]:
+    """(number of chunks, number of labels whose cloud pixels fall in several chunks) when the cloud pixels
+    are taken in raster order `pixels_per_chunk` at a time."""
+    lab = labels.ravel()[np.flatnonzero(labels.ravel())]
+    chunk = np.arange(lab.size) // pixels_per_chunk
+    split = sum(np.unique(chunk[lab == k]).size > 1 for k in np.unique(lab).tolist())
+    return int(chunk[-1]) + 1, int(split)
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+@pytest.mark.parametrize(("rays_per_chunk", "pixels_per_chunk"), [(7, 1), (3 * 33 + 5, 3)])
+def test_chunked_zone_pairs_equal_unchunked(seed, rays_per_chunk, pixels_per_chunk):
+    labels, dem, sz, sa, vz, va = _random_case(seed)
+    assert 33 * int((labels > 0).sum()) < SHADOW_RAYS_PER_CHUNK  # by default: one chunk
+    n_chunks, n_split = _chunk_runs(labels, pixels_per_chunk)
+    assert n_chunks >= 50 and n_split >= 3
+    whole = shadow_zone_pairs(labels, dem, sz, sa, vz, va, 240.0, PARAMS, CPU)
+    chunked = shadow_zone_pairs(labels, dem, sz, sa, vz, va, 240.0, PARAMS, CPU, rays_per_chunk=rays_per_chunk)
+    assert np.unique(whole[0]).size >= 5
+    for a, b in zip(whole, chunked):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def test_chunked_zone_pairs_are_each_labels_own_zone():
+    # 9 altitudes, one cloud pixel per chunk: the pairs are those of the scalar reference, label by label
+    labels, dem, sz, sa, vz, va = _random_case(1, shape=(26, 30))
+    params = PARAMS.replace(delta_h_step=1000.0)
+    heights = np.arange(0.0, 8000.0 + 1.0, 1000.0)
+    n_chunks, n_split = _chunk_runs(labels, 1)
+    assert n_chunks == int((labels > 0).sum()) >= 20 and n_split >= 2
+    lab, pix = shadow_zone_pairs(labels, dem, sz, sa, vz, va, 240.0, params, CPU, rays_per_chunk=7)
+    expect = set()
+    for k in np.unique(labels[labels > 0]).tolist():
+        own = _scalar_rays(np.where(labels == k, labels, 0), dem, sz, sa, vz, va, 240.0, heights)
+        expect |= {(k, int(p)) for p in np.flatnonzero(own.ravel())}
+    got = list(zip(lab.tolist(), pix.tolist()))
+    assert got == sorted(set(got))
+    assert set(got) == expect
+
+
+def _ray_end(pr: int, pc: int, h: float, dem: np.ndarray, sz: float, sa: float, vz: float, va: float,
+             res: float) -> tuple[int, int]:
+    """Scalar march of one ray, without a step cap: (the step at which it lands or leaves the image, the
+    flat landing pixel or -1)."""
+    ny, nx = dem.shape
+
+    def dtm(r: float, c: float) -> float:
+        r0, c0 = math.floor(r), math.floor(c)
+        fr, fc = r - r0, c - c0
+        i0, j0 = min(max(r0, 0), ny - 1), min(max(c0, 0), nx - 1)
+        i1, j1 = min(max(r0 + 1, 0), ny - 1), min(max(c0 + 1, 0), nx - 1)
+        return (1 - fr) * ((1 - fc) * dem[i0, j0] + fc * dem[i0, j1]) + fr * ((1 - fc) * dem[i1, j0] + fc * dem[i1, j1])
+
+    t_v = math.tan(math.radians(vz))
+    vr, vc = -t_v * math.cos(math.radians(va)) / res, t_v * math.sin(math.radians(va)) / res
+    sr, sc = math.cos(math.radians(sa)), -math.sin(math.radians(sa))
+    drop = res / math.tan(math.radians(sz))
+    dh = max(h - dem[pr, pc], 1.0)
+    zs = dem[pr, pc] + dh
+    rn, cn = pr + dh * vr, pc + dh * vc
+    prev = None
+    k = 0
+    while True:
+        r, c = rn + k * sr, cn + k * sc
+        if (r < -0.5 and sr <= 0) or (r > ny - 0.5 and sr >= 0) or (c < -0.5 and sc <= 0) or (
+                c > nx - 0.5 and sc >= 0):
+            return k, -1
+        d = zs - k * drop - dtm(r, c)
+        if d <= 0:
+            t = 0.0 if prev is None else prev[2] / (prev[2] - d)
+            rl, cl = (r, c) if prev is None else (prev[0] + t * sr, prev[1] + t * sc)
+            i, j = math.floor(rl + 0.5), math.floor(cl + 0.5)
+            return k, (i * nx + j if 0 <= i < ny and 0 <= j < nx else -1)
+        prev = (r, c, d)
+        k += 1
+
+
+def _wall_case():
+    """30 x 30 DTM at -5000 m with a 9000 m wall on row 0 and column 0; sun and satellite both in the
+    south-east (azimuth 135), sun 89° from the zenith, view 60°: the nadir of a cloud lies up to
+    13000 m · tan 60° / 240 m = 93.8 px south-east of its pixel and the ray crosses back the whole image
+    north-west, one pixel per step, descending 240 / tan 89° = 4.2 m per step, to land on the wall."""
+    n = 30
+    dem = np.full((n, n), -5000.0)
+    dem[0, :] = 9000.0
+    dem[:, 0] = 9000.0
+    labels = np.zeros((n, n), np.int32)
+    labels[29, 29] = 1
+    labels[29, 20] = labels[28, 20] = labels[20, 29] = 2
+    labels[25, 25] = labels[15, 15] = 3
+    return labels, dem, 89.0, 135.0, 60.0, 135.0, 240.0
+
+
+def test_chunk_march_cap_keeps_the_latest_landing():
+    # a chunk of the corner pixel alone caps its march at ceil(13000 tan 60° / 240 + hypot(30, 30)) + 2 =
+    # ceil(93.82 + 42.43) + 2 = 139 steps (the bound of _chunk_zone_keys' docstring); its 8000 m ray
+    # lands on the wall at step 135 (scalar march without a cap), the last pair of label 1
+    labels, dem, sz, sa, vz, va, res = _wall_case()
+    params = _one_altitude(8000.0)
+    corner = _ray_fields(np.array([29]), np.array([29]), dem.shape, sz, sa, vz, va, res)
+    cap = _max_steps(corner, candidate_heights(params), np.array([-5000.0]), dem.shape)
+    assert cap == math.ceil(13000.0 * math.tan(math.radians(60.0)) / 240.0 + math.hypot(30, 30)) + 2 == 139
+    ends = {(int(r), int(c)): _ray_end(int(r), int(c), 8000.0, dem, sz, sa, vz, va, res)
+            for r, c in zip(*np.nonzero(labels))}
+    assert 135 == ends[(29, 29)][0] <= cap and ends[(29, 29)][1] >= 0
+    expect = {(int(labels[rc]), p) for rc, (_, p) in ends.items() if p >= 0}
+    for rays in (1, 2, None):  # one or two cloud pixels per chunk, or one chunk
+        lab, pix = shadow_zone_pairs(labels, dem, sz, sa, vz, va, res, params, CPU, rays_per_chunk=rays)
+        assert set(zip(lab.tolist(), pix.tolist())) == expect
+    # all 33 altitudes: every ray lands, at step <= 135, and one-pixel chunks give the one-chunk pairs
+    steps = [_ray_end(r, c, h, dem, sz, sa, vz, va, res)[0] for r, c in ends for h in candidate_heights(PARAMS)]
+    assert max(steps) == 135
+    whole = shadow_zone_pairs(labels, dem, sz, sa, vz, va, res, PARAMS, CPU)
+    chunked = shadow_zone_pairs(labels, dem, sz, sa, vz, va, res, PARAMS, CPU, rays_per_chunk=1)
+    for a, b in zip(whole, chunked):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_rays_per_chunk_must_be_positive():
+    labels, dem, sz, sa, vz, va, res = _wall_case()
+    with pytest.raises(InputError, match="rays_per_chunk"):
+        shadow_zone_pairs(labels, dem, sz, sa, vz, va, res, PARAMS, CPU, rays_per_chunk=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("rays_per_chunk", [7, 3 * 33 + 5, None])
+def test_gpu_chunked_zone_pairs_equal_numpy_unchunked(rays_per_chunk):
+    import cupy
+
+    from gpumaja.backend import select_backend
+
+    gpu = select_backend("gpu")
+    cases = [(*_random_case(seed), 240.0) for seed in (0, 2)] + [_wall_case()]
+    for labels, dem, sz, sa, vz, va, res in cases:
+        lab_np, pix_np = shadow_zone_pairs(labels, dem, sz, sa, vz, va, res, PARAMS, CPU)
+        dev = [cupy.asarray(a) if isinstance(a, np.ndarray) else a for a in (labels, dem, sz, sa, vz, va)]
+        for lab_in in (dev[0], labels):  # device labels, and host labels with the GPU backend
+            lab_g, pix_g = shadow_zone_pairs(lab_in, *dev[1:], res, PARAMS, gpu, rays_per_chunk=rays_per_chunk)
+            assert isinstance(lab_g, cupy.ndarray) and isinstance(pix_g, cupy.ndarray)
+            assert lab_g.dtype == cupy.int32 and pix_g.dtype == cupy.int64
+            np.testing.assert_array_equal(lab_g.get(), lab_np)
+            np.testing.assert_array_equal(pix_g.get(), pix_np)

@@ -11,12 +11,14 @@ from hypothesis import strategies as st
 
 from gpumaja.backend import CPU
 from gpumaja.masks.morphology import resample_float, resample_mask
+from gpumaja.model.params import L2Params
 from gpumaja.pipeline.l2a_group import float_rows, mask_rows, strip_spans
 from gpumaja.pipeline.memory import (
     InsufficientMemoryError,
     free_bytes_for,
     host_available_bytes,
     plan_memory,
+    shadow_bytes,
 )
 
 # R1 4 bands 1200 x 1200, R2 6 bands 600 x 600, coarse 50 x 50 (f = 24 and 12)
@@ -33,6 +35,11 @@ WHOLE_R1 = R1_PX * 1200 * 1200  # 148_320_000
 HOST = (4 * 8 + 25) * 1200 * 1200 + (6 * 8 + 25) * 600 * 600  # CPU outputs + terrain: 108_360_000
 BASE = DATE_INPUT + COARSE_B + COMPOSITE_B  # 41_505_000
 SAFETY = 1.25
+# cloud-shadow stage, every one of the 2_500 coarse px cloudy, 33 altitudes: 82_500 rays, one chunk (< 2**22):
+# 109 B per px + 72 (GPU) / 104 (CPU) B per pair x 82_500 pairs at most + 29 B per ray + 136 B per chunk px,
+# and on the CPU the NumPy twin's 256 B per ray of its sub-chunk (82_500 < 2**18 rays)
+SHADOW_GPU = 109 * 2500 + 72 * 82_500 + 29 * 82_500 + 136 * 2500  # 8_945_000
+SHADOW_CPU = 109 * 2500 + 104 * 82_500 + 29 * 82_500 + 136 * 2500 + 256 * 82_500  # 32_705_000
 
 
 def test_everything_fits_read_ahead_two():
@@ -66,18 +73,123 @@ def test_strips_when_the_whole_group_does_not_fit():
 
 
 def test_composite_leaves_the_gpu_only_when_that_makes_it_fit():
-    free = int(SAFETY * 44.2e6)
-    # resident: 2.695 MB left -> 21 rows of R1 < 24 (one coarse row); on the host: 3.16 MB -> R1 24, R2 36
+    free = int(SAFETY * 50.2e6)
+    # resident: 8.695 MB left < the shadow stage's 8.945 MB; on the host: 9.16 MB -> R1 74 rows -> 72 (3
+    # coarse rows of 24), R2 (45.72 MB whole) 120 rows of 76_200 B, a multiple of 12
     plan = plan_memory(5, SHAPES, COARSE, free, True)
-    assert plan.resident_coarse is False and plan.read_ahead == 0
+    assert plan.resident_coarse is False and plan.read_ahead == 0 and plan.shadow_on_device
+    assert plan.strip_rows == {"R1": 72, "R2": 120}
+    assert plan.need_bytes == DATE_INPUT + COARSE_B + R2_PX * 600 * 120 == 50_184_000
+
+
+def test_the_shadow_stage_leaves_the_gpu_only_when_nothing_else_fits():
+    # 49.9 MB: 8.395 MB left with the composite on the device, 8.86 MB without: both < the shadow stage's
+    # 8.945 MB; with the shadow stage on the host and the composite on the device: R1 8_395_000 / 123_600
+    # = 67 rows -> 48 (2 coarse rows of 24), R2 8_395_000 / 76_200 = 110 rows -> 108 (a multiple of 12)
+    plan = plan_memory(5, SHAPES, COARSE, int(SAFETY * 49.9e6), True)
+    assert plan.shadow_on_device is False and plan.resident_coarse and plan.read_ahead == 0
+    assert plan.strip_rows == {"R1": 48, "R2": 108}
+    assert plan.need_bytes == BASE + R2_PX * 600 * 108 == 49_734_600
+    # 44.2 MB: resident, 2.695 MB left -> 21 rows of R1 < 24; both on the host: 3.16 MB -> R1 3_160_000 /
+    # 123_600 = 25 rows -> 24, R2 3_160_000 / 76_200 = 41 -> 36
+    plan = plan_memory(5, SHAPES, COARSE, int(SAFETY * 44.2e6), True)
+    assert plan.shadow_on_device is False and plan.resident_coarse is False and plan.read_ahead == 0
     assert plan.strip_rows == {"R1": 24, "R2": 36}
-    with pytest.raises(InsufficientMemoryError, match="GPU memory.*GiB"):
-        plan_memory(5, SHAPES, COARSE, int(SAFETY * 43e6), True)
+    assert plan.need_bytes == DATE_INPUT + COARSE_B + R1_PX * 1200 * 24 == 44_006_400
+    # 44.0 MB: both on the host, 2.96 MB left < one coarse row of R1 (2_966_400 B)
+    with pytest.raises(InsufficientMemoryError, match=r"GPU memory.*coarse row \(0.00 GiB\), with the composite "
+                       r"and the cloud-shadow stage on the host, need 0.05 GiB"):  # 44_006_400 x 1.25 B
+        plan_memory(5, SHAPES, COARSE, int(SAFETY * 44.0e6), True)
+
+
+def test_the_cpu_keeps_the_shadow_stage_in_its_budget():
+    # base + outputs = 149_865_000; 200 MB: 50.135 MB left >= the CPU's shadow stage (32.705 MB); R1
+    # 50_135_000 / 123_600 = 405 rows -> 384, R2 whole (45.72 MB)
+    plan = plan_memory(5, SHAPES, COARSE, int(SAFETY * 200e6), False)
+    assert plan.shadow_on_device and plan.strip_rows == {"R1": 384, "R2": None} and plan.read_ahead == 0
+    assert plan.need_bytes == BASE + HOST + R1_PX * 1200 * 384 == 197_327_400
+    # 180 MB: 30.135 MB left would hold 240 rows of R1 but not the shadow stage, which stays counted
+    with pytest.raises(InsufficientMemoryError, match=r"host memory.*cloud-shadow stage \(0.03 GiB\)"):
+        plan_memory(5, SHAPES, COARSE, int(SAFETY * 180e6), False)
+
+
+def test_a_full_s2_tile_fits_a_gpu_with_7_gib_free():
+    # 10 m: 4 bands 10980^2, 20 m: 6 bands 5490^2, 60 m: 3 bands 1830^2; coarse 120 m: 915^2 = 837_225 px
+    shapes = {"R1": (4, 10980, 10980), "R2": (6, 5490, 5490), "R3": (3, 1830, 1830)}
+    factors = {"R1": 12, "R2": 6, "R3": 2}
+    date_input = (4 * 10980**2 + 6 * 5490**2 + 3 * 1830**2) * 5  # 3_365_644_500
+    coarse = (13 * 8 * 4 + 64 * 4) * 837_225  # 562_615_200
+    comp = (3 * 13 * 4 + 10 * 4 + 2 * 10 + 4 + 2) * 837_225  # 185_863_950
+    shadow = 109 * 837_225 + 72 * 33 * 837_225 + 29 * (2**22 // 33 * 33) + 136 * (2**22 // 33)  # 2_219_424_425
+    free = 7 * 2**30
+    budget = free / SAFETY  # 6_012_954_214.4
+    left = budget - (date_input + coarse + comp)  # 1_898_830_564.4
+    assert left < shadow and left + comp < shadow  # the shadow stage fits on the device in neither placement
+    plan = plan_memory(20, shapes, (915, 915), free, True, factors=factors)
+    # R1 1_898_830_564 / (103 * 10980) = 1679 rows -> 1668; R2 / (127 * 5490) = 2723 -> 2718; R3 whole (305 MB)
+    assert plan.shadow_on_device is False and plan.resident_coarse and plan.read_ahead == 0
+    assert plan.strip_rows == {"R1": 1668, "R2": 2718, "R3": None}
+    assert plan.need_bytes == date_input + coarse + comp + 127 * 5490 * 2718 == 6_009_194_790
+    # 7.5 GiB: 2.43 GB left, the shadow stage stays on the device
+    assert plan_memory(20, shapes, (915, 915), int(7.5 * 2**30), True, factors=factors).shadow_on_device
+
+
+def test_shadow_stage_bytes_by_hand():
+    assert shadow_bytes(COARSE, L2Params(), True) == SHADOW_GPU == 8_945_000
+    assert shadow_bytes(COARSE, L2Params(), False) == SHADOW_CPU == 32_705_000
+    # a full S2 tile at 120 m: 837_225 px, chunks of 2**22 // 33 = 127_100 px = 4_194_300 rays
+    n = 915 * 915
+    assert shadow_bytes((915, 915), L2Params(), True) == (109 * n + 72 * 33 * n + 29 * 4_194_300
+                                                         + 136 * 127_100) == 2_219_424_425
+    # the twin's sub-chunk (2**18 rays) on the CPU
+    assert shadow_bytes((915, 915), L2Params(), False) == (109 * n + 104 * 33 * n + 29 * 4_194_300
+                                                          + 136 * 127_100 + 256 * 2**18)
+    # 5 altitudes (0, 2000, ..., 8000 m): 5 pairs per px at most
+    five = L2Params().replace(delta_h_step=2000.0)
+    assert shadow_bytes(COARSE, five, True) == 109 * 2500 + 72 * 12_500 + 29 * 12_500 + 136 * 2500
+
+
+def test_the_shadow_stage_shrinks_the_read_ahead():
+    # one group of 4 bands 200 x 200 on the 50 x 50 coarse grid: the whole group (4.12 MB) needs less
+    # than the shadow stage (8.945 MB), which takes its place
+    shapes = {"R1": (4, 200, 200)}
+    date_input = 4 * 200 * 200 * 5  # 800_000
+    read_temp = 4 * 200 * 200 * 3  # 480_000
+    coarse = (4 * 8 * 4 + 64 * 4) * 2500  # 960_000
+    comp = (3 * 4 * 4 + 10 * 4 + 2 * 10 + 4 + 2) * 2500  # 285_000
+    whole = R1_PX * 200 * 200  # 4_120_000
+    base = date_input + coarse + comp  # 2_045_000
+    assert whole < SHADOW_GPU
+    plan = plan_memory(5, shapes, COARSE, int(SAFETY * 13.07e6), True)
+    assert plan.read_ahead == 2 and plan.need_bytes == base + 2 * date_input + read_temp + SHADOW_GPU == 13_070_000
+    # 12 MB held read-ahead 2 with the group alone (8.245 MB); with the shadow stage r=1 needs 12.27 MB
+    assert base + 2 * date_input + read_temp + whole == 8_245_000
+    plan = plan_memory(5, shapes, COARSE, int(SAFETY * 12e6), True)
+    assert plan.read_ahead == 0 and plan.resident_coarse and plan.strip_rows == {"R1": None}
+    assert plan.need_bytes == base + SHADOW_GPU == 10_990_000
+    # 10.9 MB: the composite must leave (10_705_000 without it); strips cannot help the shadow stage
+    plan = plan_memory(5, shapes, COARSE, int(SAFETY * 10.9e6), True)
+    assert plan.read_ahead == 0 and not plan.resident_coarse and plan.strip_rows == {"R1": None}
+    assert plan.shadow_on_device
+    assert plan.need_bytes == base - comp + SHADOW_GPU == 10_705_000
+    # 10.6 MB: no placement holds the shadow stage on the device (8.555 MB, 8.84 MB without the composite);
+    # on the host, read-ahead 2 with the composite on the device fits (8.245 MB)
+    plan = plan_memory(5, shapes, COARSE, int(SAFETY * 10.6e6), True)
+    assert plan.shadow_on_device is False and plan.read_ahead == 2 and plan.resident_coarse
+    assert plan.need_bytes == base + 2 * date_input + read_temp + whole == 8_245_000
+    # both on the host: 1_760_000 + one coarse row of R1 (4 rows of 20_600 B) = 1_842_400
+    assert plan_memory(5, shapes, COARSE, int(SAFETY * 1.85e6), True).strip_rows == {"R1": 4}
+    with pytest.raises(InsufficientMemoryError, match="GPU memory"):
+        plan_memory(5, shapes, COARSE, int(SAFETY * 1.84e6), True)
+    # on the CPU: the host outputs (57 B per px) and the CPU's shadow stage (32.705 MB)
+    host = (4 * 8 + 25) * 200 * 200  # 2_280_000
+    plan = plan_memory(5, shapes, COARSE, 10 * 2**30, False)
+    assert plan.need_bytes == base + host + 2 * date_input + read_temp + SHADOW_CPU == 39_110_000
 
 
 def test_cpu_counts_the_outputs():
     plan = plan_memory(5, SHAPES, COARSE, 10 * 2**30, is_gpu=False)
-    assert plan.read_ahead == 2 and plan.resident_coarse
+    assert plan.read_ahead == 2 and plan.resident_coarse and plan.shadow_on_device
     assert plan.need_bytes == BASE + HOST + 2 * DATE_INPUT + READ_TEMP + WHOLE_R1
     with pytest.raises(InsufficientMemoryError, match="host memory"):
         plan_memory(5, SHAPES, COARSE, int(SAFETY * 150e6), is_gpu=False)  # base + outputs = 149.9 MB

@@ -7,7 +7,10 @@ The steps, in MAJA's order (`vnsReflectanceVariationCorrelationImageFilter`, `vn
    (1 + Δt / cloud_forgetting_duration)), dB = B_D − B_c, dR = R_D − R_c, rB = (B_D − B_c)/(B_D + B_c),
    rN = (N_D − N_c)/(N_D + N_c), dHOT = (B_D − R_D/2) − (B_c − R_c/2):
    cloud if rN < k_nir_blue · rB AND dR < k_red_blue · dB AND dHOT > thr; the extension candidates are
-   the same ratio conditions with dHOT > thr − delta_threshold. Per-pixel CUDA kernel `refl_var`
+   the same ratio conditions with dHOT > thr − delta_threshold. Our one addition (docs/l2a.md
+   "Shadow-like pixels are not refl_var clouds"): a pixel whose red darkened below
+   refl_var_min_red_ratio × the composite (R_D < k · R_c, R_c > 0) is in neither mask; 0 gives MAJA
+   4.x. Per-pixel CUDA kernel `refl_var`
    (kernels/cloud_mt.cu), NumPy twin `refl_var_numpy`.
 2. `window_correlation` (§1.3): Pearson r between the current TOCR and a reference in the correlation
    band over the (2 n_correl + 1)² window. Windowed CUDA kernel `window_correlation`, NumPy twin
@@ -103,7 +106,9 @@ def refl_var_numpy(tocr_blue, tocr_red, tocr_nir, rcr_blue, rcr_red, rcr_nir, ag
         rb = (bd - bc) / (bd + bc)
         rn = (nd - nc) / (nd + nc)
         dhot = (bd - 0.5 * rd) - (bc - 0.5 * rc)
-        ratio = (rn < params.k_nir_blue * rb) & (dr < params.k_red_blue * db) & ok
+        k_red = params.refl_var_min_red_ratio
+        shadow_like = (k_red > 0.0) & (rc > 0.0) & (rd < k_red * rc)
+        ratio = (rn < params.k_nir_blue * rb) & (dr < params.k_red_blue * db) & ~shadow_like & ok
         var = ratio & (dhot > thr)
         ext = ratio & (dhot > thr - params.delta_threshold)
     return var, ext
@@ -133,7 +138,8 @@ def _refl_var_gpu(arrays, age_days, excluded, params: L2Params):
             *ins, age, exc, np.int32(n),
             np.float64(params.min_threshold_var_blue), np.float64(params.max_threshold_var_blue),
             np.float64(params.cloud_forgetting_duration), np.float64(params.k_nir_blue),
-            np.float64(params.k_red_blue), np.float64(params.delta_threshold), var, ext,
+            np.float64(params.k_red_blue), np.float64(params.delta_threshold),
+            np.float64(params.refl_var_min_red_ratio), var, ext,
         ))
         return var.astype(bool), ext.astype(bool)
 

@@ -79,7 +79,9 @@ _KERNEL = "shadow_landing"
 _KERNEL_OPTIONS = ("--fmad=false",)
 _BLOCK = 256
 _MAX_BLOCKS = 65535
-_RAYS_PER_CHUNK = 1 << 18  # NumPy twin: rays marched at once (bounds the temporaries)
+TWIN_RAYS_PER_CHUNK = 1 << 18  # NumPy twin: rays marched at once (bounds the temporaries)
+SHADOW_RAYS_PER_CHUNK = 1 << 22  # shadow_zone_pairs: rays (cloud pixel x altitude) projected at once, so its
+# temporaries are bounded by the chunk plus the distinct pairs (pipeline/memory.py models the peak)
 
 
 # --- 1. darkening -----------------------------------------------------------------------------------
@@ -257,8 +259,8 @@ def shadow_landing_numpy(
     n_pix, n_alt = int(np.asarray(pix_row).size), int(heights.size)
     n_rays = n_pix * n_alt
     landing = np.full(n_rays, -1, dtype=np.int32)
-    for start in range(0, n_rays, _RAYS_PER_CHUNK):
-        t = np.arange(start, min(start + _RAYS_PER_CHUNK, n_rays), dtype=np.int64)
+    for start in range(0, n_rays, TWIN_RAYS_PER_CHUNK):
+        t = np.arange(start, min(start + TWIN_RAYS_PER_CHUNK, n_rays), dtype=np.int64)
         i = t // n_alt
         a = t - i * n_alt
         z0 = dem_at_pix[i]
@@ -341,6 +343,56 @@ def _shadow_landing_gpu(host: dict[str, np.ndarray], heights: np.ndarray, dem, m
         return landing
 
 
+def _sorted_distinct(keys: Any, xp: ModuleType):
+    """The distinct values of a 1-D int64 array in increasing order (`xp.unique` without its copy: `keys` is
+    sorted in place; NumPy's stable sort merges the two sorted runs of a concatenation in linear time)."""
+    if keys.size < 2:
+        return keys
+    if xp is np:
+        keys.sort(kind="stable")
+    else:
+        keys.sort()
+    first = xp.empty(keys.shape, dtype=bool)
+    first[0] = True
+    xp.not_equal(keys[1:], keys[:-1], out=first[1:])
+    return keys[first]
+
+
+def _chunk_zone_keys(idx: np.ndarray, lab: Any, shape: tuple[int, int], angles: tuple, resolution_m: float,
+                     dem_h: np.ndarray, dem: Any, heights: np.ndarray, on_gpu: bool, xp: ModuleType):
+    """Sorted distinct keys label * (cy * cx) + landing pixel of the rays of the cloud pixels `idx` (flat
+    indices, host int64) whose labels are `lab` (int64 on `xp`); `dem` is `dem_h` on the kernel's side.
+
+    The march cap `_max_steps` is taken over this chunk's rays only, which cannot change a landing: a ray
+    from the pixel P (inside the image) starts at the nadir N with |N - P| <= S, S = dh * |view shift| <=
+    the chunk's largest shift (dh = max(h - DTM(P), 1) <= max(max(heights) - min over the chunk of the
+    DTM, 1)), and moves by the unit vector u. If at step k its position X lay, on each axis, at or before
+    the footprint's far edge in the direction of travel, then (X - P) . u <= hypot(ny - 0.5, nx - 0.5)
+    < D, the image diagonal; but (X - P) . u >= k - S, so from k >= S + D on, X is past the far edge on
+    some axis and moving away (`gpumaja_leaving`, which holds for a zero step component too): every ray
+    has landed or left by step ceil(S + D) < the cap ceil(S + D) + 2.
+    """
+    rows, cols = np.divmod(idx, shape[1])
+    host = _ray_fields(rows, cols, shape, *angles, resolution_m)
+    host["pix_row"] = rows.astype(np.float64)
+    host["pix_col"] = cols.astype(np.float64)
+    host["dem_at_pix"] = dem_h.ravel()[idx]
+    max_steps = _max_steps(host, heights, host["dem_at_pix"], shape)
+    if on_gpu:
+        landing = _shadow_landing_gpu(host, heights, dem, MIN_CLOUD_HEIGHT_M, max_steps)
+    else:
+        landing = xp.asarray(shadow_landing_numpy(
+            host["pix_row"], host["pix_col"], host["dem_at_pix"], host["view_row"], host["view_col"],
+            host["sun_row"], host["sun_col"], host["sun_drop"], heights, dem_h, MIN_CLOUD_HEIGHT_M, max_steps))
+    del host
+    keys = xp.repeat(lab, int(heights.size))  # ray t = i * n_alt + a has the label of pixel i
+    keys *= shape[0] * shape[1]
+    keys += landing
+    keys = keys[landing >= 0]
+    del landing
+    return _sorted_distinct(keys, xp)
+
+
 def shadow_zone_pairs(
     cloud_labels: Any,
     altitude: Any,
@@ -351,6 +403,7 @@ def shadow_zone_pairs(
     resolution_m: float,
     params: L2Params,
     backend: Backend | None = None,
+    rays_per_chunk: int | None = None,
 ):
     """Potential shadow zone of every cloud label (§1.9 step 3), one zone per label as MAJA.
 
@@ -361,6 +414,11 @@ def shadow_zone_pairs(
     (label, flat pixel index) pairs, sorted by label then pixel; a pixel appears once per label whose
     zone holds it. Runs the CUDA kernel when `backend.is_gpu` or (no backend) the labels are a CuPy
     array, else the NumPy twin; the result is on the same side.
+
+    The cloud pixels are projected in chunks of `rays_per_chunk` rays (default SHADOW_RAYS_PER_CHUNK;
+    rounded down to whole cloud pixels, at least one): the distinct keys label * (cy * cx) + pixel of
+    each chunk are merged into the distinct keys found so far, so the result does not depend on the
+    chunk size and the temporaries are bounded by one chunk plus the distinct pairs.
     """
     on_gpu = backend.is_gpu if backend is not None else array_module(cloud_labels).__name__ == "cupy"
     xp = array_module(cloud_labels)
@@ -373,30 +431,35 @@ def shadow_zone_pairs(
         raise InputError(f"shadow projection: altitude has shape {dem_h.shape}, labels {shape}")
     if not np.all(np.isfinite(dem_h)):
         raise InputError("shadow projection: altitude (DTM) has non-finite values")
+    rays = SHADOW_RAYS_PER_CHUNK if rays_per_chunk is None else int(rays_per_chunk)
+    if rays < 1:
+        raise InputError(f"shadow projection: rays_per_chunk must be positive, got {rays_per_chunk!r}")
     heights = candidate_heights(params)
+    angles = tuple(_host_field(a, shape, name) for a, name in (
+        (sun_zenith, "sun_zenith"), (sun_azimuth, "sun_azimuth"), (view_zenith, "view_zenith"),
+        (view_azimuth, "view_azimuth")))  # on the host once, not once per chunk
     flat = xp.flatnonzero(labels.ravel() > 0)
     lab = labels.ravel()[flat].astype(xp.int64)
     idx = np.asarray(to_numpy(flat), dtype=np.int64)
-    rows, cols = np.divmod(idx, shape[1])
-    host = _ray_fields(rows, cols, shape, sun_zenith, sun_azimuth, view_zenith, view_azimuth, resolution_m)
-    host["pix_row"] = rows.astype(np.float64)
-    host["pix_col"] = cols.astype(np.float64)
-    host["dem_at_pix"] = dem_h.ravel()[idx]
-    max_steps = _max_steps(host, heights, host["dem_at_pix"], shape)
+    del flat
     if on_gpu:
         import cupy
 
-        landing = _shadow_landing_gpu(host, heights, dem_h, MIN_CLOUD_HEIGHT_M, max_steps)
-        xp, lab = cupy, cupy.asarray(lab)  # the result is on the GPU even for host labels
+        xp, dem = cupy, cupy.asarray(dem_h)  # the result is on the GPU even for host labels
     else:
-        landing = shadow_landing_numpy(
-            host["pix_row"], host["pix_col"], host["dem_at_pix"], host["view_row"], host["view_col"],
-            host["sun_row"], host["sun_col"], host["sun_drop"], heights, dem_h, MIN_CLOUD_HEIGHT_M, max_steps)
-    landing = xp.asarray(landing).astype(xp.int64)
-    ray_label = xp.repeat(lab, int(heights.size))
-    ok = landing >= 0
+        dem = dem_h
+    per_chunk = max(1, rays // int(heights.size))
+    keys = xp.zeros(0, dtype=xp.int64)
+    for s in range(0, max(idx.size, 1), per_chunk):  # one empty chunk without clouds validates the inputs
+        chunk = _chunk_zone_keys(idx[s:s + per_chunk], xp.asarray(lab[s:s + per_chunk]), shape, angles,
+                                 resolution_m, dem_h, dem, heights, on_gpu, xp)
+        if keys.size == 0:
+            keys = chunk  # already sorted and distinct
+        else:
+            keys = xp.concatenate((keys, chunk))
+            del chunk
+            keys = _sorted_distinct(keys, xp)
     n = shape[0] * shape[1]
-    keys = xp.unique(ray_label[ok] * n + landing[ok])
     return (keys // n).astype(xp.int32), keys % n
 
 

@@ -136,6 +136,9 @@ class L2Params:
     k_nir_blue: float = 1.2  # P16/P17
     k_red_blue: float = 1.5
     delta_threshold: float = 0.005  # extension candidates: dHOT > thr - delta
+    # ours, not MAJA's (0 = MAJA 4.x): refl_var / extension need red TOCR >= this x composite RCR, since a
+    # non-absorbing cloud cannot darken the red; = Proj_Shad_Darkening_Max (docs/l2a.md "Shadow-like pixels")
+    refl_var_min_red_ratio: float = 0.8
     n_correl: int = 3  # window radius, coarse px (7x7)
     min_pixel_correl: int = 15
     correl_threshold: float = 80.0  # percent (P16/P17/P21; P18t 90)

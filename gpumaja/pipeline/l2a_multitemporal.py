@@ -10,6 +10,11 @@
 4. the cloud shadows by geometric projection (§1.9, `masks.shadow`) and, when at least one in-image
    shadow pixel exists (the orchestrator's check), the shadows of outside clouds (§1.10, `masks.shadvar`).
 
+The shadow stage runs where the memory plan puts it (`MemoryPlan.shadow_on_device`, set by the
+series driver with `shadow_placement`, a context variable as `l2a_group.strip_plan`): on the device,
+or on a GPU backend whose memory cannot hold its worst case, on the host with the NumPy backend
+(`shadow_stage`).
+
 `nominal_aot` is the spectro-temporal AOT (§3.5, `atmosphere.aot_st`) with the multi-spectral
 fallback where MT is invalid.
 
@@ -18,13 +23,16 @@ Pure array code on the backend; no file is opened here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
 
 from gpumaja.atmosphere.aot_st import aot_insensitive_interval, aot_spectrotemporal, mt_selection
 from gpumaja.atmosphere.minilut import MiniLUT
-from gpumaja.backend import Backend
+from gpumaja.backend import CPU, Backend, to_numpy
 from gpumaja.composite import CompositeState
 from gpumaja.masks.cloud_mt import multitemporal_clouds
 from gpumaja.masks.morphology import dilate
@@ -32,6 +40,39 @@ from gpumaja.masks.shadow import cloud_shadows, darkening
 from gpumaja.masks.shadvar import outside_cloud_zone, shadvar_mask
 from gpumaja.masks.water_mt import water_mask_multi_date
 from gpumaja.model.params import L2Params
+
+_SHADOW_ON_DEVICE: ContextVar[bool] = ContextVar("gpumaja_shadow_on_device", default=True)
+
+
+@contextmanager
+def shadow_placement(on_device: bool) -> Iterator[None]:
+    """Within the block, the cloud-shadow stage runs on the device (True) or on the host (False; only
+    a GPU backend makes a difference): `MemoryPlan.shadow_on_device`."""
+    token = _SHADOW_ON_DEVICE.set(bool(on_device))
+    try:
+        yield
+    finally:
+        _SHADOW_ON_DEVICE.reset(token)
+
+
+def shadow_on_device() -> bool:
+    """The placement in force (`shadow_placement`; True by default)."""
+    return _SHADOW_ON_DEVICE.get()
+
+
+def shadow_stage(clouds, clouds_dilated, tocr_shadow_band, rcr_shadow_band, edge, composite_water, altitude,
+                 sun_angles: tuple[Any, Any], view_angles: tuple[Any, Any], resolution_m: float, params: L2Params,
+                 backend: Backend, on_device: bool | None = None):
+    """`cloud_shadows` (§1.9) on `backend`, or, when `on_device` (default: `shadow_on_device()`) is False
+    and the backend is a GPU, with the NumPy backend on host copies of its inputs, the mask copied back
+    to the device. The NumPy twin is the reference of the GPU path, so both give the same mask."""
+    on_device = shadow_on_device() if on_device is None else on_device
+    args = (clouds, clouds_dilated, tocr_shadow_band, rcr_shadow_band, edge, composite_water, altitude,
+            *sun_angles, *view_angles)
+    if on_device or not backend.is_gpu:
+        return cloud_shadows(*args, resolution_m, params, backend)
+    mask = cloud_shadows(*(to_numpy(a) for a in args), resolution_m, params, CPU)
+    return backend.asarray(mask)
 
 
 def composite_water(comp: CompositeState, params: L2Params, xp) -> Any:
@@ -73,9 +114,8 @@ def nominal_clouds(
 
     clouds_dil = dilate(clouds | cirrus, params.se_cloud_radius, xp)
     sz, sa = sun_angles
-    vz, va = view_angles
-    shadow = cloud_shadows(clouds, clouds_dil, cur("shadow_band"), ref("shadow_band"), edge, water_prev,
-                           altitude, sz, sa, vz, va, resolution_m, params, backend)
+    shadow = shadow_stage(clouds, clouds_dil, cur("shadow_band"), ref("shadow_band"), edge, water_prev, altitude,
+                          sun_angles, view_angles, resolution_m, params, backend)
     shadvar = xp.zeros(edge.shape, bool)
     dark = darkening(cur("shadow_band"), ref("shadow_band"), ~clouds_dil & ~edge & ~water_prev, xp)
     if bool(shadow.any()):

@@ -82,6 +82,7 @@ from gpumaja.model.product import L1CProduct
 from gpumaja.pipeline.l2a_date import process_date
 from gpumaja.pipeline.l2a_group import factor, strip_plan
 from gpumaja.pipeline.l2a_inputs import DateInputs, prefetch_date, read_date, using_decoder
+from gpumaja.pipeline.l2a_multitemporal import shadow_placement
 from gpumaja.pipeline.luts import LUTCache
 from gpumaja.pipeline.memory import MemoryPlan, free_bytes_for, plan_memory
 from gpumaja.pipeline.series_plan import Step, is_last_backward, plan_series
@@ -280,9 +281,10 @@ def memory_plan_for(products: Sequence[L1CProduct], params: L2Params, backend: B
             factors[g] = factor(params.coarse_resolution_m, grid.resolution)
     free = free_bytes_for(backend) if free_bytes is None else free_bytes
     plan = plan_memory(n_steps, shapes, coarse, free, backend.is_gpu, factors=factors, params=params)
-    log.info("memory plan: read-ahead %d, strips %s, composite %s (model %.2f GiB of %.2f GiB free)",
-             plan.read_ahead, plan.strip_rows, "on the device" if plan.resident_coarse else "on the host",
-             plan.need_bytes / 2**30, free / 2**30)
+    log.info("memory plan: read-ahead %d, strips %s, composite %s, cloud-shadow stage %s (model %.2f GiB of "
+             "%.2f GiB free)", plan.read_ahead, plan.strip_rows, "on the device" if plan.resident_coarse else
+             "on the host", "on the device" if plan.shadow_on_device else "on the host", plan.need_bytes / 2**30,
+             free / 2**30)
     return plan
 
 
@@ -445,7 +447,7 @@ def _run_tile(tr: TileRun, luts: LUTCache, params: L2Params, backend: Backend, o
                     inp = reader.get(k)
                 coarse: dict = {}
                 extra = {"composite": _to_device(state, backend)} if state is not None else {}
-                with strip_plan(mem.strip_rows):
+                with strip_plan(mem.strip_rows), shadow_placement(mem.shadow_on_device):
                     result = process_date(inp, luts.for_platform(product.platform), params, backend, stages,
                                           coarse_out=coarse, **extra)
                 del inp
