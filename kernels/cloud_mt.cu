@@ -29,6 +29,8 @@
 //   Offsets are visited dy = -radius..radius (outer), dx = -radius..radius (inner): the twin sums in
 //   the same order. where == 0 -> NaN.
 
+#include "cloud_threshold.cuh"
+
 extern "C" __global__ void refl_var(const float* __restrict__ blue_d,
                                     const float* __restrict__ red_d,
                                     const float* __restrict__ nir_d,
@@ -61,8 +63,7 @@ extern "C" __global__ void refl_var(const float* __restrict__ blue_d,
         unsigned char v = 0, e = 0;
         const bool finite = !(isnan(bd) || isnan(rd) || isnan(nd) || isnan(bc) || isnan(rc) || isnan(nc) || isnan(dt));
         if (excluded[i] == 0 && finite) {
-            const double grown = min_thr * (1.0 + dt / forgetting);
-            const double thr = grown < max_thr ? grown : max_thr;
+            const double thr = gpumaja_refl_var_threshold(dt, min_thr, max_thr, forgetting);
             const double db = bd - bc;
             const double dr = rd - rc;
             const double rb = (bd - bc) / (bd + bc);

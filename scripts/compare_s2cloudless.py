@@ -197,18 +197,20 @@ def compare(args) -> dict:
                             "platform": platform, "lut": lut.source, "backend": backend.description,
                             "repeats": args.repeats, "threads_s2cloudless": args.threads},
                  "ours": {}, "s2cloudless": {}}
-    variants = [(res_m, 1) for res_m in args.coarse] + [(res_m, 0) for res_m in args.coarse]
-    for res_m, radius in variants:
-        # SE_Cloud_Radius: 1 coarse px in P16/P18t (our default), 0 in P17 (maja-l2a.md §1.8)
-        params = L2Params().replace(coarse_resolution_m=res_m, se_cloud_radius=radius)
+    # SE_Cloud_Radius: 1 coarse px in P16/P18t, 0 in P17 (maja-l2a.md §1.8); fine_cloud_masks: the
+    # 10/20 m evidence (ours; INIT mode: the cirrus test at 60 m) or MAJA's resampled coarse masks
+    variants = ([(res_m, 1, True) for res_m in args.coarse] + [(res_m, 0, True) for res_m in args.coarse]
+                + [(res_m, 0, False) for res_m in args.coarse])
+    for res_m, radius, fine in variants:
+        params = L2Params().replace(coarse_resolution_m=res_m, se_cloud_radius=radius, fine_cloud_masks=fine)
         t0 = time.perf_counter()
         inp = make_inputs(im, res_m, backend, args.sun_zenith, 0.0, platform)
         t_inputs = time.perf_counter() - t0
         best, (mask, stages, result), times = best_of(lambda p=params, i=inp: run_ours(i, lut, p, backend),
                                                       args.repeats)
-        key = f"{res_m:g}m" + ("" if radius == 1 else f" dilation {radius}")
+        key = f"{res_m:g}m" + ("" if radius == 1 else f" dilation {radius}") + ("" if fine else " coarse masks only")
         out["ours"][key] = {
-            "coarse_resolution_m": res_m, "se_cloud_radius": radius, "vs_cl_mask": agreement(mask, ref), "seconds_best": best,
+            "coarse_resolution_m": res_m, "se_cloud_radius": radius, "fine_cloud_masks": fine, "vs_cl_mask": agreement(mask, ref), "seconds_best": best,
             "seconds_all": times, "seconds_build_inputs": t_inputs,
             "seconds_mask_stage": stages.get("masks", float("nan")),
             "seconds_mask_chain": sum(stages.get(k, 0.0) for k in MASK_CHAIN),

@@ -82,6 +82,12 @@ class L2Params:
     se_cloud_radius: int = 0  # P17 ("slightly better accuracy"; P16/P18t: 1): docs/l2a.md "Mask geometry defaults"
     se_input_masks_radius: int = 1
     mask_resampling_threshold: float = 0.25  # bilinear then > 0.25
+    # ours, not MAJA's (False = MAJA: coarse masks only): a 10/20 m pixel keeps a cloud bit only where its
+    # own reflectance supports it (HOT difference vs the composite in the fine blue/red bands; the cirrus
+    # test at the cirrus band's resolution). docs/l2a.md "Cloud masks at 10/20 m"
+    fine_cloud_masks: bool = True
+    fine_blue_band: str = "B02"
+    fine_red_band: str = "B04"
     max_cloud_percentage: float = 90.0  # P16/P21: above -> metadata only
     max_no_data_percentage: float = 99.0
 
@@ -211,6 +217,7 @@ LANDSAT_ROLES = {
     "blue_band": "B1", "green_band": "B3", "red_band": "B4", "nir_band": "B5", "swir1_band": "B6",
     "swir2_band": "B7", "cirrus_band": "B9", "wv_band": "", "wv_reference_band": "", "dark_band": "B1",
     "correl_band": "B4", "shadow_band": "B4", "mt_aot_band": "B1", "var_band": "B5", "stdev_band": "B7",
+    "fine_blue_band": "B2", "fine_red_band": "B4",
 }
 
 

@@ -4,7 +4,8 @@ maja-l2a.md "L2 module order": coarse TOA -> gas and water vapour (§3.3, §3.4)
 (§3.1) -> Rayleigh/default-AOT TOCR -> cirrus (§1.5) -> snow (§1.6) -> mono-temporal cloud
 (§1.1) -> snow correction -> water (§1.7) -> dilation (§1.8) -> AOT, multi-spectral with the
 dark-pixel bound (§3.5) -> environment reflectance -> per 10/20 m group: gas, TOC by mini-LUT,
-adjacency correction = SRE (§3.6), slope correction = FRE (§3.7), masks resampled (§1.11).
+adjacency correction = SRE (§3.6), slope correction = FRE (§3.7), masks resampled (§1.11) and, unless
+`fine_cloud_masks` is off, kept where the 10/20 m pixel supports them (`masks.cloud_fine`, ours).
 
 Everything runs on `backend` (NumPy or CuPy); each step is a function of `gpumaja.atmosphere` or
 `gpumaja.masks`, the per-pixel ones being CUDA kernels with NumPy twins. No file is opened here.
@@ -40,6 +41,7 @@ from gpumaja.masks.water import water_mask_single_date
 from gpumaja.model.angles import angles_on_grid, circular_mean_deg
 from gpumaja.model.l2a import L2AGroup, L2AResult
 from gpumaja.model.params import L2Params, roles_for
+from gpumaja.pipeline.fine_evidence import FineCloudEvidence
 from gpumaja.pipeline.l2a_group import factor, group_masks, group_products
 from gpumaja.pipeline.l2a_inputs import DateInputs
 from gpumaja.pipeline.l2a_multitemporal import nominal_aot, nominal_clouds
@@ -223,6 +225,11 @@ def process_date(
     snow_pct = 100.0 * float((snow & valid_c).sum()) / max(n_valid, 1)
     nodata_pct = 100.0 * (1.0 - n_valid / edge_c.size)
 
+    evidence = None
+    fine_bands = (params.fine_blue_band, params.fine_red_band)
+    if params.fine_cloud_masks and all(b in idx for b in fine_bands):
+        evidence = FineCloudEvidence.build(inp, params, backend, ml, smac, air, idx, wv_c, alt_c, composite, day)
+
     groups: dict[str, L2AGroup] = {}
     for gname, gbands in out_groups.items():
         g = inp.groups.get(gname)
@@ -235,7 +242,7 @@ def process_date(
                 wv_c, aot_c, env_c[[env_idx[b] for b in bands]], sz, sa, vz, va, params, backend, xp)
         with st(f"masks {gname}"):
             group_masks(groups[gname], g, cg, clouds, snow, water, topo_c, hidden_c, wv_interp_c, aot_interp_c,
-                         params, backend, xp)
+                         params, backend, xp, evidence=evidence)
 
     return L2AResult(
         product=product, groups=groups, cloud_percent=cloud_pct, snow_percent=snow_pct, nodata_percent=nodata_pct,

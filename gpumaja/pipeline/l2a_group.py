@@ -26,6 +26,7 @@ from gpumaja.atmosphere.gas import gas_correction
 from gpumaja.atmosphere.slope import slope_correction
 from gpumaja.atmosphere.surface_reflectance import environment_correction
 from gpumaja.atmosphere.toc import apply_minilut
+from gpumaja.masks.cloud_fine import refine_fine_masks
 from gpumaja.masks.combine import clm_bits, mg2_bits
 from gpumaja.masks.morphology import _interp_cols, _interp_rows, axis_weights, resample_float, resample_mask
 from gpumaja.model.l2a import IAB_AOT_INTERPOLATED, IAB_WV_INTERPOLATED, L2AGroup
@@ -166,13 +167,20 @@ def group_products(inp, g, bands, gname, ml, smac, air, wv_c, aot_c, env_c, sz, 
 
 # --- masks ----------------------------------------------------------------------------------------------
 def group_masks(out: L2AGroup, g, cg, clouds, snow, water, topo_c, hidden_c, wv_interp_c, aot_interp_c,
-                params, backend, xp, strip_rows: int | None = None) -> None:
-    """CLM, MG2 and IAB of `out` from the coarse masks (§1.11, §1.12), in place."""
+                params, backend, xp, strip_rows: int | None = None, evidence=None) -> None:
+    """CLM, MG2 and IAB of `out` from the coarse masks (§1.11, §1.12), in place. With `evidence` (a
+    `fine_evidence.FineCloudEvidence`), the cloud bits are kept only where the fine pixel supports
+    them (`masks.cloud_fine.refine_fine_masks`)."""
     f = factor(cg.resolution, g.grid.resolution)
     shape = g.grid.shape
     thr = params.mask_resampling_threshold
     spans = strip_spans(shape[0], _rows_for(out.name, strip_rows))
     to_np = backend.to_numpy
+    if evidence is not None:  # refl ∪ refl_var ∪ extension (dilated like the others: dilation distributes)
+        parts = xp.zeros(clouds["all_clouds"].shape, bool)
+        for k in ("refl", "refl_var", "extension"):
+            if clouds.get(k) is not None:
+                parts = parts | clouds[k]
     if len(spans) > 1:
         clm_h, mg2_h, iab_h = (np.empty(shape, np.uint8) for _ in range(3))
     for y0, y1 in spans:
@@ -182,8 +190,11 @@ def group_masks(out: L2AGroup, g, cg, clouds, snow, water, topo_c, hidden_c, wv_
             return mask_rows(m, f, shape, y0, y1, thr, xp) & ~edge
 
         fine = {k: up(v) for k, v in clouds.items() if v is not None}
-        clm = clm_bits(fine)
         zero = xp.zeros(edge.shape, bool)
+        if evidence is not None:
+            support, cirrus = evidence.rows(g.grid, y0, y1)
+            fine = refine_fine_masks(fine, up(parts), support, cirrus, xp)
+        clm = clm_bits(fine)
         shadows = fine.get("shadow", zero) | fine.get("shadvar", zero)  # MG2 bit 3: shadows ∪ shadvar (§1.12)
         mg2 = mg2_bits(up(water), fine["all_clouds"], up(snow), shadows, up(topo_c),
                        up(hidden_c), zero, zero)

@@ -17,8 +17,15 @@ Byte model (per pixel; float32 = 4 bytes), read from the code of the stages it d
   environment_correction unif + env + sre, inside slope_correction sre + env + fre) = 12 bytes per
   band; plus altitude, water vapour, AOT, slope, aspect (5 float32), two deg2rad temporaries, the
   bilinear resampling temporaries (`morphology.resample_float`: row and column products, numerator,
-  denominator: 6 float32) and edge / MG2 / SAT bytes = 55 bytes. `group_masks` needs less (about a
-  dozen bool masks, three uint8 outputs and the same resampling temporaries).
+  denominator: 6 float32) and edge / MG2 / SAT bytes = 55 bytes. `group_masks` alone needs less (about a
+  dozen bool masks, three uint8 outputs and the same resampling temporaries: MASKS_FIXED_BYTES = 39);
+  with the 10/20 m cloud evidence (`fine_cloud_masks`, `pipeline/fine_evidence.py`) it also computes
+  today's TOCR of two bands on the finest group, k x k source pixels per pixel of a group k times
+  coarser (S2 R1: k = 1, R2: k = 2): EVIDENCE_SOURCE_BYTES = 44 per source pixel (the two bands' TOA
+  copy, TOA*, TOCR, altitude, water vapour, AOT, HOT, block-mean padding) and EVIDENCE_FIXED_BYTES = 39
+  per pixel (composite HOT and age with their resampling temporaries, the block-mean HOT, support and
+  cirrus bytes): 122 bytes per R1 pixel, 254 per R2 pixel, more than `group_products` of 4 and 6
+  bands (103 and 127). A group's bytes per pixel are the larger of the two stages.
 - Coarse chain (`l2a_date.process_date`), per coarse pixel: about 8 float32 per band (TOA, TOA*,
   TOCR, TOC, environment, saturation, block-mean temporaries) and 64 float32 of single-band maps
   (masks, AOT, water vapour, altitude, slope, cloud tests).
@@ -105,6 +112,13 @@ READ_TEMP_BYTES_PER_BAND = 2 + 1  # DN uint16 + TOA flags uint8 while a date is 
 GROUP_BYTES_PER_BAND = 3 * F32  # three float32 cubes alive at once in group_products
 GROUP_FIXED_BYTES = 5 * F32 + 2 * F32 + 6 * F32 + 3  # maps, deg2rad temporaries, resampling, edge/mg2/sat
 MASKS_FIXED_BYTES = 12 + 3 + 6 * F32  # group_masks: bool masks, CLM/MG2/IAB, resampling temporaries
+# group_masks with the 10/20 m cloud evidence (fine_evidence.FineCloudEvidence; fine_cloud_masks): per pixel of
+# the source group of the two fine bands (k x k of them per pixel of a group k times coarser): their TOA copy,
+# TOA*, TOCR (2 float32 each), altitude, water vapour, AOT, HOT and the block-mean padding
+EVIDENCE_SOURCE_BYTES = 11 * F32
+# per pixel of the group: composite HOT and age, their resampling temporaries, the block-mean HOT, the
+# support byte and the repeated cirrus mask (2)
+EVIDENCE_FIXED_BYTES = 2 * F32 + 6 * F32 + F32 + 3
 COARSE_BYTES_PER_BAND = 8 * F32
 COARSE_FIXED_BYTES = 64 * F32
 HOST_OUTPUT_BYTES_PER_BAND = 2 * F32  # SRE + FRE (CPU only)
@@ -136,9 +150,14 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
-def group_bytes_per_pixel(nb: int) -> int:
-    """Device bytes per fine pixel of the group stage for a group of `nb` bands (module docstring)."""
-    return max(nb * GROUP_BYTES_PER_BAND + GROUP_FIXED_BYTES, MASKS_FIXED_BYTES)
+def group_bytes_per_pixel(nb: int, evidence_k: int = 0) -> int:
+    """Device bytes per fine pixel of the group stage for a group of `nb` bands (module docstring);
+    `evidence_k` > 0: with the 10/20 m cloud evidence computed on a source group `evidence_k` times
+    finer (0: without it)."""
+    masks = MASKS_FIXED_BYTES
+    if evidence_k > 0:
+        masks += EVIDENCE_FIXED_BYTES + EVIDENCE_SOURCE_BYTES * evidence_k * evidence_k
+    return max(nb * GROUP_BYTES_PER_BAND + GROUP_FIXED_BYTES, masks)
 
 
 def composite_bytes(nb: int, coarse_shape: tuple[int, int], params: L2Params) -> int:
@@ -162,11 +181,12 @@ def shadow_bytes(coarse_shape: tuple[int, int], params: L2Params, is_gpu: bool) 
 
 
 def _fit(base: int, date_input: int, read_temp: int, max_ra: int, shadow: int, budget: float,
-         group_shapes: dict[str, tuple[int, int, int]], f: dict[str, int]) -> tuple[int, dict, int] | None:
+         group_shapes: dict[str, tuple[int, int, int]], f: dict[str, int],
+         px: dict[str, int]) -> tuple[int, dict, int] | None:
     """(read_ahead, strip_rows, need) of the best plan over `base` bytes with a shadow stage of `shadow`
     bytes on the same memory: the most read-ahead with every group whole, else no read-ahead and each
     group whole or in the largest strip of whole coarse rows that fits; None if nothing fits."""
-    whole = {g: group_bytes_per_pixel(nb) * h * w for g, (nb, h, w) in group_shapes.items()}
+    whole = {g: px[g] * h * w for g, (nb, h, w) in group_shapes.items()}
     for r in range(max_ra, -1, -1):
         need = base + r * date_input + (read_temp if r else 0) + max(max(whole.values()), shadow)
         if need <= budget:
@@ -179,12 +199,11 @@ def _fit(base: int, date_input: int, read_temp: int, max_ra: int, shadow: int, b
         if whole[g] <= avail:
             rows[g] = None
             continue
-        n = int(avail // (group_bytes_per_pixel(nb) * w)) // f[g] * f[g] if avail > 0 else 0
+        n = int(avail // (px[g] * w)) // f[g] * f[g] if avail > 0 else 0
         if n < f[g]:
             return None
         rows[g] = n
-    need = base + max(max(group_bytes_per_pixel(nb) * w * (rows[g] or h) for g, (nb, h, w) in group_shapes.items()),
-                      shadow)
+    need = base + max(max(px[g] * w * (rows[g] or h) for g, (nb, h, w) in group_shapes.items()), shadow)
     return 0, rows, need
 
 
@@ -205,6 +224,10 @@ def plan_memory(
     if not group_shapes:
         raise ValueError("plan_memory: no group")
     f = {g: (factors or {}).get(g) or max(1, math.ceil(h / max(cy, 1))) for g, (_, h, _) in group_shapes.items()}
+    # the 10/20 m cloud evidence is computed on the finest group (the fine blue/red bands' group)
+    f_max = max(f.values())
+    px = {g: group_bytes_per_pixel(nb, max(1, round(f_max / f[g])) if params.fine_cloud_masks else 0)
+          for g, (nb, _, _) in group_shapes.items()}
     nb_all = sum(nb for nb, _, _ in group_shapes.values())
     date_input = sum(nb * h * w * INPUT_BYTES_PER_BAND for nb, h, w in group_shapes.values())
     read_temp = max(nb * h * w * READ_TEMP_BYTES_PER_BAND for nb, h, w in group_shapes.values())
@@ -222,11 +245,11 @@ def plan_memory(
     placements = ((True, True), (False, True), (True, False), (False, False)) if is_gpu else ((True, True),)
     for resident, shadow_dev in placements:
         base = date_input + coarse + host + (comp if resident else 0)
-        fit = _fit(base, date_input, read_temp, max_ra, shadow if shadow_dev else 0, budget, group_shapes, f)
+        fit = _fit(base, date_input, read_temp, max_ra, shadow if shadow_dev else 0, budget, group_shapes, f, px)
         if fit is not None:
             r, rows, need = fit
             return MemoryPlan(r, rows, resident, int(need), int(free_bytes), shadow_dev)
-    row = max(group_bytes_per_pixel(nb) * w * f[g] for g, (nb, _, w) in group_shapes.items())
+    row = max(px[g] * w * f[g] for g, (nb, _, w) in group_shapes.items())
     base = date_input + coarse + host
     if is_gpu:
         what = (f"one date's input ({_gib(date_input)}), the coarse chain ({_gib(coarse)}) and a strip of one "

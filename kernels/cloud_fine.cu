@@ -1,0 +1,43 @@
+// Fine-resolution evidence for the coarse cloud masks (docs/l2a.md "Cloud masks at 10/20 m"; ours, not MAJA's).
+//
+// gpumaja-instantiate: fine_cloud_support
+//
+// NumPy twin: gpumaja.masks.cloud_fine.fine_cloud_support_numpy (same formulas, same operation order,
+// float64). Compiled with --fmad=false (the wrapper does), so the kernel gives the twin's bits.
+//
+// fine_cloud_support: one thread per pixel of a 10/20 m group (grid-stride loop, 32-bit index).
+//   hot = B - 0.5 R of today's TOCR (default AOT) in the fine blue/red bands at the pixel;
+//   ref = the composite's B - 0.5 R in the same bands (coarse RCR, bilinear on the fine grid);
+//   age = the composite age there (days since the last clear observation).
+//     thr = min(max_thr, min_thr * (1 + age / forgetting))   (the refl_var threshold, maja-l2a.md §1.2)
+//     d   = hot - ref
+//     out = (d > thr ? 1 : 0) | (d > thr - delta ? 2 : 0)
+//   Any NaN input (no composite value, edge) -> out = 3: no fine evidence, the coarse decision stands.
+
+#include "cloud_threshold.cuh"
+
+extern "C" __global__ void fine_cloud_support(const float* __restrict__ hot,
+                                              const float* __restrict__ ref,
+                                              const float* __restrict__ age_days,
+                                              const int n,
+                                              const double min_thr,
+                                              const double max_thr,
+                                              const double forgetting,
+                                              const double delta,
+                                              unsigned char* __restrict__ out)
+{
+    const unsigned int nn = (unsigned int)n;
+    const unsigned int stride = blockDim.x * gridDim.x;
+    for (unsigned int i = blockIdx.x * blockDim.x + threadIdx.x; i < nn; i += stride) {
+        const double h = (double)hot[i];
+        const double r = (double)ref[i];
+        const double dt = (double)age_days[i];
+        unsigned char o = 3;
+        if (!(isnan(h) || isnan(r) || isnan(dt))) {
+            const double thr = gpumaja_refl_var_threshold(dt, min_thr, max_thr, forgetting);
+            const double d = h - r;
+            o = (unsigned char)((d > thr ? 1 : 0) | (d > thr - delta ? 2 : 0));
+        }
+        out[i] = o;
+    }
+}
