@@ -8,10 +8,15 @@ import numpy as np
 import pytest
 
 from gpumaja.masks.cloud_fine import (
+    SHADOW_DARK,
+    SHADOW_NO_EVIDENCE,
+    SHADOW_NOT_DARK,
     SUPPORT_EXT,
     SUPPORT_VAR,
     fine_cloud_support,
     fine_cloud_support_numpy,
+    fine_shadow_support,
+    fine_shadow_support_numpy,
     refine_fine_masks,
 )
 from gpumaja.model.params import L2Params
@@ -102,6 +107,28 @@ def test_init_mode_refines_cirrus_only():
     np.testing.assert_array_equal(out["all_clouds"][0], [1, 0, 0, 1, 0, 0, 0, 0])
 
 
+def test_shadow_support_by_hand():
+    red = np.array([[0.079, 0.0801, 0.081, 0.05, np.nan, 0.05, 0.05]], np.float32)
+    ref = np.array([[0.1, 0.1, 0.1, np.nan, 0.1, 0.0, -0.1]], np.float32)
+    # 0.8 x float32(0.1) = 0.0800000012 in float64: 0.079 is below it, 0.0801 and 0.081 are not
+    np.testing.assert_array_equal(
+        fine_shadow_support_numpy(red, ref, 0.8),
+        [[SHADOW_DARK, SHADOW_NOT_DARK, SHADOW_NOT_DARK] + [SHADOW_NO_EVIDENCE] * 4])
+
+
+def test_shadow_rules():
+    fine, parts = _masks(refl=[0], shadow=[1, 2, 3])
+    zone = np.array([[1, 1, 1, 1, 1, 1, 0, 0]], bool)  # within one coarse cell of a shadow cell
+    D, N, U = SHADOW_DARK, SHADOW_NOT_DARK, SHADOW_NO_EVIDENCE
+    shadow_support = np.array([[D, D, N, U, D, N, D, D]], np.uint8)
+    out = refine_fine_masks(fine, parts, None, None, np, shadow_support, zone)
+    # kept: 1 (dark), 3 (no evidence); dropped: 2 (not dark); grown: 4 (dark, in the zone, not cloud);
+    # not grown: 0 (cloud), 5 (not dark), 6 and 7 (outside the zone)
+    np.testing.assert_array_equal(out["shadow"][0], [0, 1, 0, 1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(out["all"][0], [1, 1, 0, 1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(out["all_clouds"][0], fine["all_clouds"][0])
+
+
 def _gpu():
     from gpumaja.backend import select_backend
 
@@ -150,3 +177,19 @@ def test_gpu_fine_cloud_support_matches_twin_on_a_real_scene(s2_safe_dir):
     assert 0 < int((want == BOTH).sum()) < want.size  # the real texture crosses the threshold
     got = fine_cloud_support(cupy.asarray(hot), cupy.asarray(ref), cupy.asarray(age), P, _gpu())
     np.testing.assert_array_equal(got.get(), want)
+
+
+@pytest.mark.gpu
+def test_gpu_fine_shadow_support_matches_twin():
+    import cupy
+
+    rng = np.random.default_rng(7)
+    shape = (157, 203)
+    ref = rng.uniform(-0.01, 0.3, shape).astype(np.float32)
+    red = (ref * rng.uniform(0.3, 1.3, shape)).astype(np.float32)
+    red[rng.random(shape) < 0.02] = np.nan
+    ref[rng.random(shape) < 0.02] = np.nan
+    for k in (0.8, 0.2):
+        want = fine_shadow_support_numpy(red, ref, k)
+        got = fine_shadow_support(cupy.asarray(red), cupy.asarray(ref), k, _gpu())
+        np.testing.assert_array_equal(got.get(), want)

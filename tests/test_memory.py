@@ -263,14 +263,14 @@ def test_rows_equal_whole_resampling_on_the_gpu():
 
 def test_the_fine_cloud_evidence_counts_in_the_group_stage():
     """With fine_cloud_masks (the default), group_masks computes two bands' TOCR on the finest group:
-    R1 (k = 1) 39 + 39 + 44 = 122 B per pixel (> 103 of group_products), R2 (k = 2) 39 + 39 + 4 x 44 =
-    254 B (> 127)."""
+    R1 (k = 1) 39 + 49 + 48 = 136 B per pixel (> 103 of group_products), R2 (k = 2) 39 + 49 + 4 x 48 =
+    280 B (> 127)."""
     plan = plan_memory(5, SHAPES, COARSE, 10 * 2**30, True)
     assert plan.read_ahead == 2 and plan.strip_rows == {"R1": None, "R2": None}
-    assert plan.need_bytes == BASE + 2 * DATE_INPUT + READ_TEMP + 122 * 1200 * 1200 == 313_665_000
-    # 60 MB over the base: R1 60e6 / (122 x 1200) = 409.8 rows -> 408 (17 coarse rows of 24);
-    # R2 whole needs 254 x 600 x 600 = 91.44 MB -> 60e6 / (254 x 600) = 393.7 rows -> 384 (32 of 12)
+    assert plan.need_bytes == BASE + 2 * DATE_INPUT + READ_TEMP + 136 * 1200 * 1200 == 333_825_000
+    # 60 MB over the base: R1 60e6 / (136 x 1200) = 367.6 rows -> 360 (15 coarse rows of 24);
+    # R2 whole needs 280 x 600 x 600 = 100.8 MB -> 60e6 / (280 x 600) = 357.1 rows -> 348 (29 of 12)
     plan = plan_memory(5, SHAPES, COARSE, int(SAFETY * (BASE + 60e6)), True)
-    assert plan.read_ahead == 0 and plan.strip_rows == {"R1": 408, "R2": 384}
+    assert plan.read_ahead == 0 and plan.strip_rows == {"R1": 360, "R2": 348}
     assert plan.resident_coarse and plan.shadow_on_device
-    assert plan.need_bytes == BASE + 122 * 1200 * 408 == 101_236_200
+    assert plan.need_bytes == BASE + 136 * 1200 * 360 == 100_257_000

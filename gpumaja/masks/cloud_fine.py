@@ -1,4 +1,4 @@
-"""Cloud masks at 10/20 m: the coarse masks kept only where the fine pixel itself shows the cloud.
+"""Cloud masks at 10/20 m: the coarse masks kept only where the fine pixel itself shows the cloud (or shadow).
 
 Ours, not MAJA's (`L2Params.fine_cloud_masks`, docs/l2a.md "Cloud masks at 10/20 m"). MAJA decides
 every cloud test on the coarse grid and brings the masks to 10/20 m by bilinear interpolation
@@ -13,13 +13,19 @@ same evidence MAJA used on the coarse grid holds at the pixel:
   mode, nodata) there is no evidence and the coarse decision stands.
 - cirrus (bit 7): MAJA's cirrus test (§1.5) on the cirrus band at its own resolution (S2 B10: 60 m),
   nearest-neighbour on the fine grid.
+- shadow (bit 5): the darkening of §1.9 at the pixel (today's TOCR over the composite's RCR in the
+  shadow band) below proj_shad_darkening_max (0.8): a pixel of the resampled shadow mask stays where
+  it holds (or is unknown); a pixel within one coarse cell of a shadow cell joins the mask where it
+  holds and the pixel is not cloud.
 
 Bits 1 (all clouds) and 0 (all) are rebuilt from the kept evidence inside their resampled masks, so
-that the bits of one byte stay consistent. The masks can only lose pixels: nothing outside MAJA's
-resampled masks becomes cloud. The composite, the shadows and the AOT still use the coarse masks.
+that the bits of one byte stay consistent. The cloud bits can only lose pixels: nothing outside MAJA's
+resampled masks becomes cloud; the shadow bit grows by at most one coarse cell. The composite, the
+coarse shadows and the AOT still use the coarse masks.
 
-`fine_cloud_support` is a CUDA kernel (kernels/cloud_fine.cu) with the NumPy twin
-`fine_cloud_support_numpy`; `refine_fine_masks` is array code for either backend.
+`fine_cloud_support` and `fine_shadow_support` are CUDA kernels (kernels/cloud_fine.cu) with the NumPy
+twins `fine_cloud_support_numpy` and `fine_shadow_support_numpy`; `refine_fine_masks` is array code
+for either backend.
 """
 
 from __future__ import annotations
@@ -103,13 +109,68 @@ def fine_cloud_support(hot: Any, ref: Any, age_days: Any, params: L2Params, back
     return fine_cloud_support_numpy(hot, ref, age_days, params)
 
 
+SHADOW_NOT_DARK, SHADOW_DARK, SHADOW_NO_EVIDENCE = 0, 1, 2
+
+
+def fine_shadow_support_numpy(red, ref, max_darkening: float) -> np.ndarray:
+    """NumPy twin of the `fine_shadow_support` kernel: uint8 SHADOW_DARK where red < max_darkening ·
+    ref, SHADOW_NOT_DARK elsewhere, SHADOW_NO_EVIDENCE where an input is NaN or ref <= 0."""
+    r, c = (np.asarray(v, dtype=np.float32) for v in (red, ref))
+    if r.shape != c.shape or r.ndim != 2:
+        raise ValueError(f"fine_shadow_support: red and ref must be 2-D of one shape, got {r.shape}, {c.shape}")
+    r, c = r.astype(np.float64), c.astype(np.float64)
+    out = np.full(r.shape, SHADOW_NO_EVIDENCE, np.uint8)
+    with np.errstate(invalid="ignore"):
+        ok = ~(np.isnan(r) | np.isnan(c)) & (c > 0.0)
+        dark = r < max_darkening * c
+    out[ok] = np.where(dark[ok], SHADOW_DARK, SHADOW_NOT_DARK).astype(np.uint8)
+    return out
+
+
+def _fine_shadow_support_gpu(red, ref, max_darkening: float):
+    import cupy
+    import nvtx
+
+    from gpumaja.kernels import get_module
+
+    with nvtx.annotate("fine_shadow_support", domain="gpumaja"):
+        r, c = (cupy.ascontiguousarray(cupy.asarray(v, dtype=cupy.float32)) for v in (red, ref))
+        if r.shape != c.shape or r.ndim != 2:
+            raise ValueError(f"fine_shadow_support: red and ref must be 2-D of one shape, got {r.shape}, {c.shape}")
+        n = r.size
+        if n >= 2**31:
+            raise ValueError(f"fine_shadow_support: {r.shape} pixels exceed the kernel's 32-bit indexing")
+        out = cupy.empty(r.shape, dtype=cupy.uint8)
+        if n == 0:
+            return out
+        kernel = get_module(_KERNEL_FILE, options=_KERNEL_OPTIONS).get_function("fine_shadow_support")
+        grid = (min(_MAX_BLOCKS, (n + _BLOCK_1D - 1) // _BLOCK_1D),)
+        kernel(grid, (_BLOCK_1D,), (r, c, np.int32(n), np.float64(max_darkening), out))
+        return out
+
+
+def fine_shadow_support(red: Any, ref: Any, max_darkening: float, backend: Backend | None = None) -> Any:
+    """Per fine pixel, whether its own darkening (§1.9: today's TOCR / the composite's RCR in the shadow
+    band) is below `max_darkening`: SHADOW_DARK / SHADOW_NOT_DARK, SHADOW_NO_EVIDENCE where unknown
+    (uint8). The CUDA kernel runs when `backend.is_gpu` (or, without a backend, for CuPy input)."""
+    on_gpu = backend.is_gpu if backend is not None else array_module(red) is not np
+    if on_gpu:
+        return _fine_shadow_support_gpu(red, ref, max_darkening)
+    return fine_shadow_support_numpy(red, ref, max_darkening)
+
+
 def refine_fine_masks(fine: dict[str, Any], cloud_parts: Any, support: Any | None, cirrus: Any | None,
-                      xp: ModuleType) -> dict[str, Any]:
+                      xp: ModuleType, shadow_support: Any | None = None, shadow_zone: Any | None = None
+                      ) -> dict[str, Any]:
     """The resampled masks of one group (keys of `combine.CLM_BITS`), kept where the fine evidence holds.
 
     cloud_parts: refl ∪ refl_var ∪ extension resampled like the others (bool); support: the
     `fine_cloud_support` bits (None = no evidence: those parts stand); cirrus: the cirrus test at the
-    cirrus band's resolution on this grid (None = the resampled cirrus stands). Returns a new dict.
+    cirrus band's resolution on this grid (None = the resampled cirrus stands); shadow_support: the
+    `fine_shadow_support` codes (None: the shadow bit stands) and shadow_zone: the pixels within one
+    coarse cell of a shadow cell (the shadow mask resampled with threshold 0). A shadow pixel stays
+    where it is dark (or has no evidence); a dark pixel of the zone that is not cloud joins it.
+    Returns a new dict.
     """
     out = dict(fine)
     if support is None:
@@ -132,10 +193,20 @@ def refine_fine_masks(fine: dict[str, Any], cloud_parts: Any, support: Any | Non
     if cir is not None:
         cloudy = cloudy | cir
     out["all_clouds"] = fine["all_clouds"] & cloudy
+    grown = None
+    if shadow_support is not None and fine.get("shadow") is not None:
+        dark = shadow_support == np.uint8(SHADOW_DARK)
+        unknown = shadow_support == np.uint8(SHADOW_NO_EVIDENCE)
+        kept = fine["shadow"] & (dark | unknown)
+        zone = fine["shadow"] if shadow_zone is None else shadow_zone
+        grown = zone & dark & ~out["all_clouds"] & ~fine["shadow"]
+        out["shadow"] = kept | grown
     if fine.get("all") is not None:
         keep = cloudy
         for name in ("shadow", "shadvar"):
-            if fine.get(name) is not None:
-                keep = keep | fine[name]
+            if out.get(name) is not None:
+                keep = keep | out[name]
         out["all"] = fine["all"] & keep
+        if grown is not None:
+            out["all"] = out["all"] | grown
     return out

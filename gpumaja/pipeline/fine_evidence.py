@@ -7,6 +7,9 @@
   the group that holds both (S2 R1, 10 m) and block-averaged to the requested grid when it is coarser
   (R2: 2 × 2); against the composite's RCR in the same bands, bilinear like every coarse field
   (`l2a_group.float_rows`); None without a composite;
+- the `fine_shadow_support` codes: today's TOCR in `fine_red_band` (the same computation) against the
+  composite's RCR in that band (the shadow band of §1.9 for S2 and Landsat), below
+  `proj_shad_darkening_max`; None without a composite;
 - the cirrus test (maja-l2a.md §1.5) on the cirrus band at its own resolution (S2 B10, 60 m), on
   the coarse altitude resampled to that grid, repeated onto the requested grid; None when the
   product has no cirrus band or the resolutions are not integer multiples.
@@ -29,7 +32,7 @@ from gpumaja.atmosphere.toc import apply_minilut
 from gpumaja.backend import Backend
 from gpumaja.composite import CompositeState
 from gpumaja.masks.cirrus import cirrus_mask
-from gpumaja.masks.cloud_fine import fine_cloud_support
+from gpumaja.masks.cloud_fine import fine_cloud_support, fine_shadow_support
 from gpumaja.model.params import L2Params
 from gpumaja.pipeline.l2a_group import factor, float_rows
 from gpumaja.pipeline.l2a_inputs import DateInputs
@@ -64,6 +67,7 @@ class FineCloudEvidence:
     altitude: Any  # (cy, cx) coarse
     ref_hot: Any | None  # (cy, cx) composite B − 0.5 R (NaN = no value); None: no composite
     age_days: Any | None  # (cy, cx) float32 composite age, NaN where no value
+    ref_red: Any | None  # (cy, cx) composite RCR in fine_red_band (NaN = no value); None: no composite
 
     @classmethod
     def build(cls, inp: DateInputs, params: L2Params, backend: Backend, ml: MiniLUT, smac: np.ndarray,
@@ -72,15 +76,16 @@ class FineCloudEvidence:
         xp = backend.xp
         bands = (params.fine_blue_band, params.fine_red_band)
         rows = [lut_index[b] for b in bands]
-        ref = age = None
+        ref = age = ref_red = None
         if composite is not None:
             ci = {b: i for i, b in enumerate(composite.bands)}
             if all(b in ci for b in bands):
                 blue, red = composite.rcr[ci[bands[0]]], composite.rcr[ci[bands[1]]]
                 ref = xp.where(composite.ndt, np.float32(np.nan), blue - np.float32(0.5) * red).astype(np.float32)
                 age = xp.where(composite.ndt, np.float32(np.nan), composite.age(day).astype(np.float32))
+                ref_red = xp.where(composite.ndt, np.float32(np.nan), red).astype(np.float32)
         return cls(inp, params, backend, ml.subset(bands), smac[rows], air_mass[rows], water_vapour, altitude,
-                   ref, age)
+                   ref, age, ref_red)
 
     def _source(self, band_a: str, band_b: str | None = None):
         for name, g in self.inp.groups.items():
@@ -88,9 +93,9 @@ class FineCloudEvidence:
                 return name, g
         return None, None
 
-    def _hot_rows(self, grid, y0: int, y1: int):
-        """Today's TOCR B − 0.5 R on rows y0:y1 of `grid` (None if no group holds both bands at a finer
-        or equal integer-multiple resolution)."""
+    def _tocr_rows(self, grid, y0: int, y1: int):
+        """(B − 0.5 R, R) of today's TOCR on rows y0:y1 of `grid` (None if no group holds both bands at
+        a finer or equal integer-multiple resolution)."""
         xp, p = self.backend.xp, self.params
         name, src = self._source(p.fine_blue_band, p.fine_red_band)
         if src is None:
@@ -100,7 +105,8 @@ class FineCloudEvidence:
             return None
         sy0, sy1 = k * y0, min(src.grid.shape[0], k * y1)
         if sy1 <= sy0:
-            return xp.full((y1 - y0, grid.shape[1]), np.float32(np.nan), dtype=np.float32)
+            nan = xp.full((y1 - y0, grid.shape[1]), np.float32(np.nan), dtype=np.float32)
+            return nan, nan.copy()
         f = factor(self.inp.coarse_grid.resolution, src.grid.resolution)
         sel = [src.bands.index(b) for b in (p.fine_blue_band, p.fine_red_band)]
         alt = xp.asarray(self.inp.terrain[name].altitude[sy0:sy1], dtype=np.float32)
@@ -110,20 +116,26 @@ class FineCloudEvidence:
         aot = xp.full(alt.shape, np.float32(p.rayleigh_correction_default_aot), dtype=np.float32)
         tocr = apply_minilut(toas, alt, aot, self.ml, backend=self.backend)
         hot = tocr[0] - np.float32(0.5) * tocr[1]
-        return _block_mean_rows(hot, k, y1 - y0, grid.shape[1], xp)
+        ny, nx = y1 - y0, grid.shape[1]
+        return _block_mean_rows(hot, k, ny, nx, xp), _block_mean_rows(tocr[1], k, ny, nx, xp)
 
     def support_rows(self, grid, y0: int, y1: int):
-        """`fine_cloud_support` bits on rows y0:y1 of `grid`, or None (no composite / no fine bands)."""
+        """(`fine_cloud_support` bits, `fine_shadow_support` codes) on rows y0:y1 of `grid`, or
+        (None, None) without a composite or the fine bands."""
         if self.ref_hot is None:
-            return None
-        hot = self._hot_rows(grid, y0, y1)
-        if hot is None:
-            return None
+            return None, None
+        rows = self._tocr_rows(grid, y0, y1)
+        if rows is None:
+            return None, None
+        hot, red = rows
         xp = self.backend.xp
         f = factor(self.inp.coarse_grid.resolution, grid.resolution)
         ref = float_rows(self.ref_hot, f, grid.shape, y0, y1, xp)
         age = float_rows(self.age_days, f, grid.shape, y0, y1, xp)
-        return fine_cloud_support(hot, ref, age, self.params, self.backend)
+        cloud = fine_cloud_support(hot, ref, age, self.params, self.backend)
+        del ref, age
+        ref_red = float_rows(self.ref_red, f, grid.shape, y0, y1, xp)
+        return cloud, fine_shadow_support(red, ref_red, self.params.proj_shad_darkening_max, self.backend)
 
     def cirrus_rows(self, grid, y0: int, y1: int):
         """The cirrus test at the cirrus band's resolution on rows y0:y1 of `grid`, or None."""
@@ -148,6 +160,7 @@ class FineCloudEvidence:
         out[:part.shape[0], :part.shape[1]] = part
         return out
 
-    def rows(self, grid, y0: int, y1: int) -> tuple[Any | None, Any | None]:
-        """(support bits or None, cirrus or None) on rows y0:y1 of `grid`."""
-        return self.support_rows(grid, y0, y1), self.cirrus_rows(grid, y0, y1)
+    def rows(self, grid, y0: int, y1: int) -> tuple[Any | None, Any | None, Any | None]:
+        """(cloud support bits, cirrus, shadow support codes) on rows y0:y1 of `grid`, each or None."""
+        cloud, shadow = self.support_rows(grid, y0, y1)
+        return cloud, self.cirrus_rows(grid, y0, y1), shadow

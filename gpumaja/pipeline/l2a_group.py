@@ -192,8 +192,11 @@ def group_masks(out: L2AGroup, g, cg, clouds, snow, water, topo_c, hidden_c, wv_
         fine = {k: up(v) for k, v in clouds.items() if v is not None}
         zero = xp.zeros(edge.shape, bool)
         if evidence is not None:
-            support, cirrus = evidence.rows(g.grid, y0, y1)
-            fine = refine_fine_masks(fine, up(parts), support, cirrus, xp)
+            support, cirrus, shadow_support = evidence.rows(g.grid, y0, y1)
+            zone = None
+            if shadow_support is not None and clouds.get("shadow") is not None:  # within one coarse cell
+                zone = mask_rows(clouds["shadow"], f, shape, y0, y1, 0.0, xp) & ~edge
+            fine = refine_fine_masks(fine, up(parts), support, cirrus, xp, shadow_support, zone)
         clm = clm_bits(fine)
         shadows = fine.get("shadow", zero) | fine.get("shadvar", zero)  # MG2 bit 3: shadows ∪ shadvar (§1.12)
         mg2 = mg2_bits(up(water), fine["all_clouds"], up(snow), shadows, up(topo_c),
