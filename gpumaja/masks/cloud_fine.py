@@ -70,28 +70,35 @@ def fine_cloud_support_numpy(hot, ref, age_days, params: L2Params) -> np.ndarray
     return out
 
 
-def _fine_cloud_support_gpu(hot, ref, age_days, params: L2Params):
+def _launch_per_pixel(name: str, inputs, scalars: tuple) -> Any:
+    """Run kernel `name` of kernels/cloud_fine.cu, one thread per pixel of the 2-D float32 `inputs`
+    (CuPy, one shape): (*inputs, n, *scalars, out) -> uint8 out of that shape."""
     import cupy
     import nvtx
 
     from gpumaja.kernels import get_module
 
-    with nvtx.annotate("fine_cloud_support", domain="gpumaja"):
-        h, r, age = (cupy.ascontiguousarray(a) for a in _inputs(cupy, hot, ref, age_days))
-        n = h.size
+    with nvtx.annotate(name, domain="gpumaja"):
+        arrays = [cupy.ascontiguousarray(a) for a in inputs]
+        shape = arrays[0].shape
+        n = arrays[0].size
         if n >= 2**31:
-            raise ValueError(f"fine_cloud_support: {h.shape} pixels exceed the kernel's 32-bit indexing")
-        out = cupy.empty(h.shape, dtype=cupy.uint8)
+            raise ValueError(f"{name}: {shape} pixels exceed the kernel's 32-bit indexing")
+        out = cupy.empty(shape, dtype=cupy.uint8)
         if n == 0:
             return out
-        kernel = get_module(_KERNEL_FILE, options=_KERNEL_OPTIONS).get_function("fine_cloud_support")
+        kernel = get_module(_KERNEL_FILE, options=_KERNEL_OPTIONS).get_function(name)
         grid = (min(_MAX_BLOCKS, (n + _BLOCK_1D - 1) // _BLOCK_1D),)
-        kernel(grid, (_BLOCK_1D,), (
-            h, r, age, np.int32(n), np.float64(params.min_threshold_var_blue),
-            np.float64(params.max_threshold_var_blue), np.float64(params.cloud_forgetting_duration),
-            np.float64(params.delta_threshold), out,
-        ))
+        kernel(grid, (_BLOCK_1D,), (*arrays, np.int32(n), *scalars, out))
         return out
+
+
+def _fine_cloud_support_gpu(hot, ref, age_days, params: L2Params):
+    import cupy
+
+    scalars = tuple(np.float64(v) for v in (params.min_threshold_var_blue, params.max_threshold_var_blue,
+                                             params.cloud_forgetting_duration, params.delta_threshold))
+    return _launch_per_pixel("fine_cloud_support", _inputs(cupy, hot, ref, age_days), scalars)
 
 
 def fine_cloud_support(hot: Any, ref: Any, age_days: Any, params: L2Params, backend: Backend | None = None) -> Any:
@@ -115,10 +122,7 @@ SHADOW_NOT_DARK, SHADOW_DARK, SHADOW_NO_EVIDENCE = 0, 1, 2
 def fine_shadow_support_numpy(red, ref, max_darkening: float) -> np.ndarray:
     """NumPy twin of the `fine_shadow_support` kernel: uint8 SHADOW_DARK where red < max_darkening ·
     ref, SHADOW_NOT_DARK elsewhere, SHADOW_NO_EVIDENCE where an input is NaN or ref <= 0."""
-    r, c = (np.asarray(v, dtype=np.float32) for v in (red, ref))
-    if r.shape != c.shape or r.ndim != 2:
-        raise ValueError(f"fine_shadow_support: red and ref must be 2-D of one shape, got {r.shape}, {c.shape}")
-    r, c = r.astype(np.float64), c.astype(np.float64)
+    r, c = (v.astype(np.float64) for v in _shadow_inputs(np, np.asarray(red), np.asarray(ref)))
     out = np.full(r.shape, SHADOW_NO_EVIDENCE, np.uint8)
     with np.errstate(invalid="ignore"):
         ok = ~(np.isnan(r) | np.isnan(c)) & (c > 0.0)
@@ -127,26 +131,17 @@ def fine_shadow_support_numpy(red, ref, max_darkening: float) -> np.ndarray:
     return out
 
 
+def _shadow_inputs(xp: ModuleType, red, ref):
+    r, c = (xp.asarray(v, dtype=xp.float32) for v in (red, ref))
+    if r.shape != c.shape or r.ndim != 2:
+        raise ValueError(f"fine_shadow_support: red and ref must be 2-D of one shape, got {r.shape}, {c.shape}")
+    return r, c
+
+
 def _fine_shadow_support_gpu(red, ref, max_darkening: float):
     import cupy
-    import nvtx
 
-    from gpumaja.kernels import get_module
-
-    with nvtx.annotate("fine_shadow_support", domain="gpumaja"):
-        r, c = (cupy.ascontiguousarray(cupy.asarray(v, dtype=cupy.float32)) for v in (red, ref))
-        if r.shape != c.shape or r.ndim != 2:
-            raise ValueError(f"fine_shadow_support: red and ref must be 2-D of one shape, got {r.shape}, {c.shape}")
-        n = r.size
-        if n >= 2**31:
-            raise ValueError(f"fine_shadow_support: {r.shape} pixels exceed the kernel's 32-bit indexing")
-        out = cupy.empty(r.shape, dtype=cupy.uint8)
-        if n == 0:
-            return out
-        kernel = get_module(_KERNEL_FILE, options=_KERNEL_OPTIONS).get_function("fine_shadow_support")
-        grid = (min(_MAX_BLOCKS, (n + _BLOCK_1D - 1) // _BLOCK_1D),)
-        kernel(grid, (_BLOCK_1D,), (r, c, np.int32(n), np.float64(max_darkening), out))
-        return out
+    return _launch_per_pixel("fine_shadow_support", _shadow_inputs(cupy, red, ref), (np.float64(max_darkening),))
 
 
 def fine_shadow_support(red: Any, ref: Any, max_darkening: float, backend: Backend | None = None) -> Any:
