@@ -36,6 +36,7 @@ from gpumaja.masks.cloud_fine import fine_cloud_support, fine_shadow_support
 from gpumaja.model.params import L2Params
 from gpumaja.pipeline.l2a_group import factor, float_rows
 from gpumaja.pipeline.l2a_inputs import DateInputs
+from gpumaja.radiometry.coarse import block_mean
 
 
 def _ratio(big: float, small: float) -> int | None:
@@ -45,14 +46,17 @@ def _ratio(big: float, small: float) -> int | None:
     return k if k >= 1 and abs(r - k) < 1e-6 else None
 
 
-def _block_mean_rows(a, k: int, ny: int, nx: int, xp):
-    """(k·ny, ≥ k·nx) -> (ny, nx) block means; rows/columns missing at the end count as NaN."""
+def _block_mean_rows(stack, k: int, ny: int, nx: int, backend: Backend):
+    """(nb, rows, cols) -> (nb, ny, nx) means of k x k blocks (`radiometry.coarse.block_mean`; a block
+    holding a NaN pixel is NaN); cells beyond the source are NaN."""
     if k == 1:
-        return a[:ny, :nx]
-    full = xp.full((k * ny, k * nx), np.float32(np.nan), dtype=np.float32)
-    h, w = min(a.shape[0], k * ny), min(a.shape[1], k * nx)
-    full[:h, :w] = a[:h, :w]
-    return full.reshape(ny, k, nx, k).mean(axis=(1, 3), dtype=np.float32)
+        return stack[:, :ny, :nx]
+    xp = backend.xp
+    mean, _ = block_mean(stack, k, min_valid_fraction=1.0, backend=backend)
+    out = xp.full((stack.shape[0], ny, nx), np.float32(np.nan), dtype=np.float32)
+    h, w = min(mean.shape[1], ny), min(mean.shape[2], nx)
+    out[:, :h, :w] = mean[:, :h, :w]
+    return out
 
 
 @dataclass(eq=False)
@@ -115,9 +119,10 @@ class FineCloudEvidence:
                               water_default=p.water_amount_default, backend=self.backend)
         aot = xp.full(alt.shape, np.float32(p.rayleigh_correction_default_aot), dtype=np.float32)
         tocr = apply_minilut(toas, alt, aot, self.ml, backend=self.backend)
-        hot = tocr[0] - np.float32(0.5) * tocr[1]
-        ny, nx = y1 - y0, grid.shape[1]
-        return _block_mean_rows(hot, k, ny, nx, xp), _block_mean_rows(tocr[1], k, ny, nx, xp)
+        hot_red = xp.stack([tocr[0] - np.float32(0.5) * tocr[1], tocr[1]])
+        del tocr
+        hot, red = _block_mean_rows(hot_red, k, y1 - y0, grid.shape[1], self.backend)
+        return hot, red
 
     def support_rows(self, grid, y0: int, y1: int):
         """(`fine_cloud_support` bits, `fine_shadow_support` codes) on rows y0:y1 of `grid`, or

@@ -22,7 +22,7 @@ Byte model (per pixel; float32 = 4 bytes), read from the code of the stages it d
   with the 10/20 m cloud evidence (`fine_cloud_masks`, `pipeline/fine_evidence.py`) it also computes
   today's TOCR of two bands on the finest group, k x k source pixels per pixel of a group k times
   coarser (S2 R1: k = 1, R2: k = 2): EVIDENCE_SOURCE_BYTES = 48 per source pixel (the two bands' TOA
-  copy, TOA*, TOCR, altitude, water vapour, AOT, HOT, the block-mean padding of HOT and red) and
+  copy, TOA*, TOCR, altitude, water vapour, AOT, and HOT and red stacked for the block mean) and
   EVIDENCE_FIXED_BYTES = 49 per pixel (composite HOT, age and red with their resampling temporaries,
   the block-mean HOT and red, cloud and shadow support, cirrus and shadow-zone bytes): 136 bytes per R1
   pixel, 280 per R2 pixel, more than `group_products` of 4 and 6 bands (103 and 127). A group's bytes
@@ -115,7 +115,7 @@ GROUP_FIXED_BYTES = 5 * F32 + 2 * F32 + 6 * F32 + 3  # maps, deg2rad temporaries
 MASKS_FIXED_BYTES = 12 + 3 + 6 * F32  # group_masks: bool masks, CLM/MG2/IAB, resampling temporaries
 # group_masks with the 10/20 m cloud evidence (fine_evidence.FineCloudEvidence; fine_cloud_masks): per pixel of
 # the source group of the two fine bands (k x k of them per pixel of a group k times coarser): their TOA copy,
-# TOA*, TOCR (2 float32 each), altitude, water vapour, AOT, HOT and the block-mean padding of HOT and red
+# TOA*, TOCR (2 float32 each), altitude, water vapour, AOT, and HOT and red stacked for the block mean
 EVIDENCE_SOURCE_BYTES = 12 * F32
 # per pixel of the group: composite HOT, age and red, their resampling temporaries, the block-mean HOT and
 # red, the cloud and shadow support bytes, the repeated cirrus mask (2) and the shadow zone
