@@ -14,12 +14,13 @@
 // aot = NaN and n_used = 0.
 //
 // Per selected sample p, with T_b(h, tau, r) the mini-LUT TOC table of band b (trilinear: altitude
-// clamped, AOT clamped, TOA* linearly extrapolated):
-//     D_p(tau) = T_blue(h_p, tau, toa_blue_p) - (ms_slope * T_red(h_p, tau, toa_red_p) + ms_intercept)
+// clamped, AOT clamped, TOA* linearly extrapolated) and s_p = aot_scale[p] the sample's height factor
+// (exp(-h_p / H), 1 for MAJA's method; gpumaja.atmosphere.aot "AOT over relief"):
+//     D_p(tau) = T_blue(h_p, s_p tau, toa_blue_p) - (ms_slope * T_red(h_p, s_p tau, toa_red_p) + ms_intercept)
 //     r_p      = w_p * D_p(tau),   w_p = w_ms * (ndvi_slope * max(ndvi_p, 0) + ndvi_intercept)
 // D_p is evaluated as the linear interpolation along AOT of its values at the two AOT nodes around
-// tau (exactly the trilinear interpolation), and dD_p/dtau as the slope of that cell.
-// The LUT is read at tau clamped to [max(aot_min, aot[0]), aot_max]. Extra residuals:
+// s_p tau (exactly the trilinear interpolation), and dD_p/dtau as s_p times the slope of that cell.
+// The LUT is read at s_p tau clamped to [max(aot_min, aot[0]), aot_max]. Extra residuals:
 //     dark:   sqrt(w_dark) * (tau - aot_dark)            if tau > aot_dark
 //     bounds: sqrt(w_bounds) * (aot_min - tau)           if tau < aot_min
 //             sqrt(w_bounds) * (tau - aot_max)           if tau > aot_max
@@ -38,6 +39,7 @@ extern "C" __global__ void aot_ms_lm(const float* __restrict__ toa_blue,
                                      const float* __restrict__ toa_red,
                                      const float* __restrict__ ndvi,
                                      const float* __restrict__ altitude,
+                                     const double* __restrict__ aot_scale,
                                      const unsigned char* __restrict__ selected,
                                      const int cy,
                                      const int cx,
@@ -111,11 +113,6 @@ extern "C" __global__ void aot_ms_lm(const float* __restrict__ toa_blue,
 
     // cost, gradient and Gauss-Newton Hessian at tau
     auto evaluate = [&](double tau) -> AotEval {
-        const double tc = fmin(fmax(tau, lut_lo), lut_hi);
-        int k;
-        double wk;
-        gpumaja_locate(aot_axis, n_aot, tc, &k, &wk);
-        const double dtau = (double)aot_axis[k + 1] - (double)aot_axis[k];
         AotEval e = {0.0, 0.0, 0.0};
         for (int a = -half_window; a <= half_window; ++a) {
             const int y = min(max(ny + a * interval, 0), cy - 1);
@@ -123,6 +120,12 @@ extern "C" __global__ void aot_ms_lm(const float* __restrict__ toa_blue,
                 const int x = min(max(nx + b * interval, 0), cx - 1);
                 const size_t p = (size_t)y * cx + x;
                 if (!selected[p]) continue;
+                const double s = aot_scale[p];
+                const double tc = fmin(fmax(s * tau, lut_lo), lut_hi);
+                int k;
+                double wk;
+                gpumaja_locate(aot_axis, n_aot, tc, &k, &wk);
+                const double dtau = (double)aot_axis[k + 1] - (double)aot_axis[k];
                 const double h = fmin(fmax((double)altitude[p], alt_lo), alt_hi);
                 int ia, ib, ir;
                 double wa, wb, wr;
@@ -135,7 +138,7 @@ extern "C" __global__ void aot_ms_lm(const float* __restrict__ toa_blue,
                     - (ms_slope * gpumaja_toc_at(toc_red, n_aot, n_toa, ia, wa, ir, wr, k + 1) + ms_intercept);
                 const double wp = w_ms * (ndvi_slope * fmax((double)ndvi[p], 0.0) + ndvi_intercept);
                 const double r = wp * ((1.0 - wk) * d0 + wk * d1);
-                const double jac = wp * (d1 - d0) / dtau;
+                const double jac = wp * (d1 - d0) / dtau * s;
                 e.cost += r * r;
                 e.grad += jac * r;
                 e.hess += jac * jac;

@@ -21,6 +21,9 @@
 //     MT (per MT sample)  e1 = W1 u (T_mt(h, tau0, toa_mt) - L(h, tau1, rta_mt)),  e2 = W2 u (T_mt(h, tau0, toa_mt) - rtc)
 //     MS (per MS sample)  as aot_ms_lm (tau0 only)
 //     dark on tau0, bounds on tau0 and (MT used) tau1.
+// Every table of sample p is read at its own AOTs s_p tau0 and s_p tau1, s_p = aot_scale[p] (the height
+// factor exp(-h_p / H), 1 for MAJA's method; gpumaja.atmosphere.aot "AOT over relief"): the AOT cells
+// are per sample and each tau derivative carries s_p.
 // u: toa_units = 0 (MAJA, surface units): 1. toa_units = 1 (TOA units, gpumaja's default): the date's total
 // transmission d(toa*)/d(rho_s) = 1 / q, q = dT_mt/d(toa*) the slope of the TOA* cell holding toa_mt
 // (st_toa_slope_at), bilinear in (h, AOT) like T_mt, so linear in tau0 on the AOT cell; u = 0 where q <= 0.
@@ -58,6 +61,7 @@ extern "C" __global__ void aot_st_lm(const float* __restrict__ toa_mt,
                                      const float* __restrict__ toa_red,
                                      const float* __restrict__ ndvi,
                                      const float* __restrict__ altitude,
+                                     const double* __restrict__ aot_scale,
                                      const int* __restrict__ pxd,
                                      const unsigned char* __restrict__ mt_sel,
                                      const unsigned char* __restrict__ ms_sel,
@@ -237,11 +241,6 @@ extern "C" __global__ void aot_st_lm(const float* __restrict__ toa_mt,
 
     auto evaluate = [&](double tau0, double tau1) -> StEval {
         StEval e = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-        const double tc0 = fmin(fmax(tau0, lut_lo), lut_hi);
-        int k0;
-        double wk0;
-        gpumaja_locate(aot_axis, n_aot, tc0, &k0, &wk0);
-        const double dtau0 = (double)aot_axis[k0 + 1] - (double)aot_axis[k0];
         if (ms_valid) {
             for (int a = -half_window; a <= half_window; ++a) {
                 const int y = min(max(ny + a * ms_I, 0), cy - 1);
@@ -249,6 +248,11 @@ extern "C" __global__ void aot_st_lm(const float* __restrict__ toa_mt,
                     const int x = min(max(nx + b * ms_I, 0), cx - 1);
                     const size_t p = (size_t)y * cx + x;
                     if (!ms_sel[p]) continue;
+                    const double s = aot_scale[p];
+                    int k0;
+                    double wk0;
+                    gpumaja_locate(aot_axis, n_aot, fmin(fmax(s * tau0, lut_lo), lut_hi), &k0, &wk0);
+                    const double dtau0 = (double)aot_axis[k0 + 1] - (double)aot_axis[k0];
                     const double h = fmin(fmax((double)altitude[p], alt_lo), alt_hi);
                     int ia, ib, ir;
                     double wa, wb, wr;
@@ -261,7 +265,7 @@ extern "C" __global__ void aot_st_lm(const float* __restrict__ toa_mt,
                         - (ms_slope * gpumaja_toc_at(toc_red, n_aot, n_toa, ia, wa, ir, wr, k0 + 1) + ms_intercept);
                     const double wp = w_ms * (ndvi_slope * fmax((double)ndvi[p], 0.0) + ndvi_intercept);
                     const double r = wp * ((1.0 - wk0) * d0 + wk0 * d1);
-                    const double jac = wp * (d1 - d0) / dtau0;
+                    const double jac = wp * (d1 - d0) / dtau0 * s;
                     e.cost += r * r;
                     e.g0 += jac * r;
                     e.h00 += jac * jac;
@@ -269,17 +273,19 @@ extern "C" __global__ void aot_st_lm(const float* __restrict__ toa_mt,
             }
         }
         if (mt_valid) {
-            const double tc1 = fmin(fmax(tau1, lut_lo), lut_hi);
-            int k1;
-            double wk1;
-            gpumaja_locate(aot_axis, n_aot, tc1, &k1, &wk1);
-            const double dtau1 = (double)aot_axis[k1 + 1] - (double)aot_axis[k1];
             for (int a = -half_window; a <= half_window; ++a) {
                 const int y = min(max(ny + a * mt_I, 0), cy - 1);
                 for (int b = -half_window; b <= half_window; ++b) {
                     const int x = min(max(nx + b * mt_I, 0), cx - 1);
                     const size_t p = (size_t)y * cx + x;
                     if (!mt_sel[p] || pxd[p] != lpd) continue;
+                    const double s = aot_scale[p];
+                    int k0, k1;
+                    double wk0, wk1;
+                    gpumaja_locate(aot_axis, n_aot, fmin(fmax(s * tau0, lut_lo), lut_hi), &k0, &wk0);
+                    gpumaja_locate(aot_axis, n_aot, fmin(fmax(s * tau1, lut_lo), lut_hi), &k1, &wk1);
+                    const double dtau0 = (double)aot_axis[k0 + 1] - (double)aot_axis[k0];
+                    const double dtau1 = (double)aot_axis[k1 + 1] - (double)aot_axis[k1];
                     const double h = fmin(fmax((double)altitude[p], alt_lo), alt_hi);
                     int ia, it, il;
                     double wa, wt, wl;
@@ -292,8 +298,8 @@ extern "C" __global__ void aot_st_lm(const float* __restrict__ toa_mt,
                     const double b1 = gpumaja_toc_at(table_l, n_aot, n_toa, ia, wa, il, wl, k1 + 1);
                     const double t_d = (1.0 - wk0) * a0 + wk0 * a1;
                     const double t_l = (1.0 - wk1) * b0 + wk1 * b1;
-                    const double s_d = (a1 - a0) / dtau0;
-                    const double s_l = (b1 - b0) / dtau1;
+                    const double s_d = (a1 - a0) / dtau0 * s;
+                    const double s_l = (b1 - b0) / dtau1 * s;
                     double u = 1.0, du = 0.0;
                     if (toa_units) {
                         const double q0 = st_toa_slope_at(toc_mt, n_aot, n_toa, toa_axis, ia, wa, it, k0);
@@ -301,7 +307,7 @@ extern "C" __global__ void aot_st_lm(const float* __restrict__ toa_mt,
                         const double q = (1.0 - wk0) * q0 + wk0 * q1;
                         if (q > 0.0) {
                             u = 1.0 / q;
-                            du = -(u * u) * ((q1 - q0) / dtau0);
+                            du = -(u * u) * ((q1 - q0) / dtau0 * s);
                         } else {
                             u = 0.0;
                         }

@@ -20,12 +20,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpumaja.atmosphere.aot import (
+    aot_at_altitude,
     aot_multispectral,
     aot_multispectral_numpy,
     aot_node_positions,
     aot_to_grid,
     dark_pixel_aot,
     fill_and_smooth_aot,
+    height_factor,
     ms_selection,
 )
 from gpumaja.atmosphere.minilut import MiniLUT
@@ -72,7 +74,10 @@ def make_lut() -> MiniLUT:
 
 
 LUT = make_lut()
-PARAMS = L2Params()
+# The analytic LUTs here hold the sea-level AOT on their AOT axis (te = τ·exp(−h/2000)), so MAJA's
+# one-τ-per-window method (aot_height_scale_m = 0) is exact on them. Real LUTs (6S, MAJA's GIPP) hold
+# the column above the pixel: the height factor is tested on such a LUT in tests/test_atmosphere_aot.py.
+PARAMS = L2Params(aot_height_scale_m=0.0)
 TAU_TRUE = 0.23
 
 
@@ -277,6 +282,69 @@ def test_aot_stays_within_bounds():
     np.testing.assert_allclose(aot, PARAMS.aot_min, atol=1e-4)
 
 
+# --- AOT over relief (aot_height_scale_m): a LUT whose AOT axis is the column above the pixel ------------
+# as 6S and MAJA's GIPP (the GIPP's direct transmission holds the same aerosol optical depth at 0, 1, 2
+# and 3 km). The scenes of `vegetation_scene` have the column AOT τ0·exp(−h/2000): a sea-level τ0 with
+# a 2 km aerosol scale height.
+
+HEIGHT_PARAMS = PARAMS.replace(aot_height_scale_m=2000.0)
+
+
+def _make_column_lut() -> MiniLUT:
+    a, k, r = np.meshgrid(ALT, AOT, TOA, indexing="ij")
+    toc = np.stack([inverse(b, r, k * np.exp(a / 2000.0), a) for b in range(len(BANDS))]).astype(np.float32)
+    ones = np.ones((len(BANDS), ALT.size, AOT.size), np.float32)
+    return MiniLUT(BANDS, ALT.astype(np.float32), AOT.astype(np.float32), TOA.astype(np.float32), toc,
+                   ones, ones, ones, ones, 0.1 * ones)
+
+
+LUT_COLUMN = _make_column_lut()
+
+
+def test_height_factor_values():
+    h = np.array([[0.0, 1000.0, np.nan]], np.float32)
+    np.testing.assert_allclose(height_factor(h, 2000.0), [[1.0, math.exp(-0.5), 1.0]], rtol=1e-12)
+    assert height_factor(h, 2000.0).dtype == np.float64
+    np.testing.assert_array_equal(height_factor(h, 0.0), np.ones((1, 3)))
+    np.testing.assert_array_equal(height_factor(h, -5.0), np.ones((1, 3)))
+
+
+def test_aot_at_altitude():
+    aot0 = np.array([[0.2, 0.3]], np.float32)
+    h = np.array([[0.0, 2000.0]], np.float32)
+    out = aot_at_altitude(aot0, h, HEIGHT_PARAMS)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [[0.2, 0.3 * math.exp(-1.0)]], rtol=1e-6)
+    np.testing.assert_array_equal(aot_at_altitude(aot0, h, PARAMS), aot0)  # H = 0: unchanged
+    with pytest.raises(InputError, match="aot_at_altitude"):
+        aot_at_altitude(aot0, h[:, :1], HEIGHT_PARAMS)
+
+
+def test_height_factor_recovers_the_sea_level_aot_over_relief():
+    """Column-AOT LUT, pixels at 0..2500 m, τ(h) = τ0·exp(−h/2000): each node finds τ0 with the height
+    factor; with MAJA's one τ per window (H = 0) it finds a window-average column instead."""
+    blue, red, ndvi, h = vegetation_scene(n=30, seed=4, alt_max=2500.0)
+    sel = np.ones(h.shape, bool)
+    aot0, _ = aot_multispectral_numpy(blue, red, ndvi, h, sel, LUT_COLUMN, math.inf, HEIGHT_PARAMS)
+    np.testing.assert_allclose(aot0, TAU_TRUE, atol=0.01)
+    column = aot_at_altitude(aot0[1:2, 1:2], h[4:5, 4:5], HEIGHT_PARAMS)  # node (1, 1) sits at pixel (4, 4)
+    np.testing.assert_allclose(column, TAU_TRUE * np.exp(-h[4, 4] / 2000.0), atol=0.01)
+    one_tau, _ = aot_multispectral_numpy(blue, red, ndvi, h, sel, LUT_COLUMN, math.inf, PARAMS)
+    assert np.all(one_tau < TAU_TRUE - 0.04)  # a column of the window's altitudes, not τ0
+
+
+def test_dark_pixel_reduced_to_sea_level():
+    n = 20
+    rng = np.random.default_rng(5)
+    h = np.full((n, n), 1000.0)
+    toa = forward(0, rng.uniform(0.05, 0.2, (n, n)), 0.3, h)
+    toa[3, 3] = forward(0, 0.01, 0.3, 1000.0)  # sea-level 0.3, column 0.3·exp(−0.5) at 1000 m
+    column = dark_pixel_aot(toa, h, np.zeros((n, n), bool), LUT_COLUMN, PARAMS, percentile=0.0)
+    np.testing.assert_allclose(column, 0.3 * math.exp(-0.5), atol=0.005)
+    sea = dark_pixel_aot(toa, h, np.zeros((n, n), bool), LUT_COLUMN, PARAMS, percentile=0.0, height_scale_m=2000.0)
+    np.testing.assert_allclose(sea, column * math.exp(0.5), rtol=1e-12)
+
+
 def _brute_force_n_used(sel: np.ndarray, params: L2Params) -> np.ndarray:
     """Selected samples at the first sufficient interval, by plain loops over the documented rule."""
     cy, cx = sel.shape
@@ -436,11 +504,11 @@ def _random_inputs(n, seed):
     return blue, red, ndvi, h, sel
 
 
-def _compare_gpu(blue, red, ndvi, h, sel, aot_dark, params=PARAMS):
+def _compare_gpu(blue, red, ndvi, h, sel, aot_dark, params=PARAMS, lut=LUT):
     import cupy
 
-    a_np, n_np = aot_multispectral_numpy(blue, red, ndvi, h, sel, LUT, aot_dark, params)
-    a_gpu, n_gpu = aot_multispectral(*(cupy.asarray(a) for a in (blue, red, ndvi, h, sel)), LUT, aot_dark, params)
+    a_np, n_np = aot_multispectral_numpy(blue, red, ndvi, h, sel, lut, aot_dark, params)
+    a_gpu, n_gpu = aot_multispectral(*(cupy.asarray(a) for a in (blue, red, ndvi, h, sel)), lut, aot_dark, params)
     assert isinstance(a_gpu, cupy.ndarray) and a_gpu.dtype == cupy.float32 and n_gpu.dtype == cupy.int32
     np.testing.assert_array_equal(n_gpu.get(), n_np)
     np.testing.assert_array_equal(np.isnan(a_gpu.get()), np.isnan(a_np))
@@ -462,6 +530,18 @@ def test_gpu_matches_numpy_realistic():
     sel[100:250, 50:300] = False  # a cloud
     _compare_gpu(blue, red, ndvi, h, sel, aot_dark=0.25)
     _compare_gpu(blue, red, ndvi, h, sel, aot_dark=math.inf, params=PARAMS.replace(n_pix_min=40))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gpu_matches_numpy_with_height_factor(seed):
+    """The sample AOTs s_p·τ (per-sample AOT cells): random inputs (altitudes −100..3500 m) and a
+    column-AOT LUT scene."""
+    blue, red, ndvi, h, sel = _random_inputs(64, seed)
+    _compare_gpu(blue, red, ndvi, h, sel, aot_dark=0.3, params=HEIGHT_PARAMS)
+    blue, red, ndvi, h = vegetation_scene(n=120, seed=seed, alt_max=2500.0)
+    _compare_gpu(blue, red, ndvi, h, np.ones(h.shape, bool), aot_dark=math.inf, params=HEIGHT_PARAMS,
+                 lut=LUT_COLUMN)
 
 
 @pytest.mark.gpu

@@ -35,7 +35,10 @@ from gpumaja.backend import CPU
 from gpumaja.errors import InputError
 from gpumaja.model.params import L2Params
 
-PARAMS = L2Params()
+# The analytic LUTs here hold the sea-level AOT on their AOT axis (te = τ·exp(−h/2000)), so MAJA's
+# one-τ-per-window method (aot_height_scale_m = 0) is exact on them. Real LUTs (6S, MAJA's GIPP) hold
+# the column above the pixel: the height factor is tested on such a LUT in tests/test_atmosphere_aot.py.
+PARAMS = L2Params(aot_height_scale_m=0.0)
 BANDS = ("B01", "B04")
 P0 = np.array([0.10, 0.04])  # molecular path reflectance at sea level
 P1 = np.array([0.20, 0.09])  # aerosol path reflectance per unit AOT
@@ -110,20 +113,21 @@ def scene(n=30, tau_d=0.25, tau_dm1=0.45, bias=0.01, dt=10, seed=0):
     }
 
 
-def run_st(s, mt_sel=None, ms_sel=None, ltc=None, ltc_days=None, aot_dark=math.inf, params=PARAMS, fn=None):
+def run_st(s, mt_sel=None, ms_sel=None, ltc=None, ltc_days=None, aot_dark=math.inf, params=PARAMS, fn=None,
+           lut=LUT):
     n = s["h"].shape
     mt_sel = np.ones(n, bool) if mt_sel is None else mt_sel
     ms_sel = np.ones(n, bool) if ms_sel is None else ms_sel
     if ltc is None:
         ltc, ltc_days = LTC_B01[None], [DAY - 10]
     fn = fn or aot_spectrotemporal_numpy
-    return fn(s["toa"], s["rta"], s["rtc"], s["pxd"], mt_sel, ms_sel, s["ndvi"], s["h"], LUT, ltc, ltc_days, DAY,
+    return fn(s["toa"], s["rta"], s["rtc"], s["pxd"], mt_sel, ms_sel, s["ndvi"], s["h"], lut, ltc, ltc_days, DAY,
               aot_dark, params)
 
 
-def run_ms(s, ms_sel=None, aot_dark=math.inf, params=PARAMS):
+def run_ms(s, ms_sel=None, aot_dark=math.inf, params=PARAMS, lut=LUT):
     ms_sel = np.ones(s["h"].shape, bool) if ms_sel is None else ms_sel
-    return aot_multispectral_numpy(s["toa"]["B01"], s["toa"]["B04"], s["ndvi"], s["h"], ms_sel, LUT, aot_dark,
+    return aot_multispectral_numpy(s["toa"]["B01"], s["toa"]["B04"], s["ndvi"], s["h"], ms_sel, lut, aot_dark,
                                    params)
 
 
@@ -596,18 +600,54 @@ def test_dispatch_and_validation():
         run_st({**s, "toa": {**s["toa"], "B02": s["toa"]["B04"]}}, params=PARAMS.replace(red_band="B02"))
 
 
+# --- AOT over relief (aot_height_scale_m): LUTs whose AOT axis is the column above the pixel ------------------
+# (6S, MAJA's GIPP). scene() has the column AOT τ·exp(−h/2000) on both dates (sea-level τ_D 0.25 and
+# τ_{D−1} 0.45), so on these LUTs the height factor must find the sea-level values.
+
+HEIGHT_PARAMS = PARAMS.replace(aot_height_scale_m=2000.0)
+
+
+def _column_tables(geom: float) -> np.ndarray:
+    a, k, r = np.meshgrid(ALT, AOT, TOA, indexing="ij")
+    return np.stack([_inverse(b, r, k * np.exp(a / 2000.0), a, geom) for b in range(len(BANDS))]).astype(np.float32)
+
+
+LUT_COLUMN = _lut(_column_tables(1.0))
+LTC_COLUMN_B01 = _column_tables(1.25)[0]
+
+
+@pytest.mark.parametrize("units", ["surface", "toa"])
+def test_st_height_factor_recovers_the_sea_level_aot(units):
+    s = scene()
+    params = HEIGHT_PARAMS.replace(mt_residual_units=units)
+    aot, _, method = run_st(s, ltc=LTC_COLUMN_B01[None], ltc_days=[DAY - 10], params=params, lut=LUT_COLUMN)
+    assert np.all(method == 2)
+    np.testing.assert_allclose(aot, 0.25, atol=ST_ATOL[units] + 0.005)  # + the column LUT's AOT interpolation
+    # MAJA's one τ per window reads a column of the window's altitudes (0..1500 m): well below 0.25
+    one_tau, _, _ = run_st(s, ltc=LTC_COLUMN_B01[None], ltc_days=[DAY - 10],
+                           params=params.replace(aot_height_scale_m=0.0), lut=LUT_COLUMN)
+    assert np.all(one_tau < 0.22)
+    # a node without MT is the MS twin's, height factor included
+    none = np.zeros(s["h"].shape, bool)
+    ms_only, _, m = run_st(s, mt_sel=none, ltc=LTC_COLUMN_B01[None], ltc_days=[DAY - 10], params=params,
+                           lut=LUT_COLUMN)
+    assert np.all(m == 1)
+    np.testing.assert_allclose(ms_only, run_ms(s, params=params, lut=LUT_COLUMN)[0], rtol=0, atol=1e-6)
+
+
 # --- GPU kernel vs NumPy twin -------------------------------------------------------------------------------
 
 
-def _compare_gpu(s, mt_sel, ms_sel, ltc, ltc_days, aot_dark, params=PARAMS):
+def _compare_gpu(s, mt_sel, ms_sel, ltc, ltc_days, aot_dark, params=PARAMS, lut=LUT):
     import cupy
 
-    ref = run_st(s, mt_sel=mt_sel, ms_sel=ms_sel, ltc=ltc, ltc_days=ltc_days, aot_dark=aot_dark, params=params)
+    ref = run_st(s, mt_sel=mt_sel, ms_sel=ms_sel, ltc=ltc, ltc_days=ltc_days, aot_dark=aot_dark, params=params,
+                 lut=lut)
     g = {k: (cupy.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in s.items()}
     g["toa"] = {k: cupy.asarray(v) for k, v in s["toa"].items()}
     g["rta"] = {k: cupy.asarray(v) for k, v in s["rta"].items()}
     out = run_st(g, mt_sel=cupy.asarray(mt_sel), ms_sel=cupy.asarray(ms_sel), ltc=ltc, ltc_days=ltc_days,
-                 aot_dark=aot_dark, params=params, fn=aot_spectrotemporal)
+                 aot_dark=aot_dark, params=params, fn=aot_spectrotemporal, lut=lut)
     aot, n_used, method = out
     assert isinstance(aot, cupy.ndarray) and aot.dtype == cupy.float32
     assert n_used.dtype == cupy.int32 and method.dtype == cupy.int8
@@ -637,6 +677,22 @@ def test_gpu_matches_numpy_random(seed, units):
     ltc = np.stack([LTC_B01, LUT.toc[0]])
     _compare_gpu(s, mt_sel, ms_sel, ltc, [DAY - 17, DAY - 40], aot_dark=[0.2, math.inf, 0.05][seed],
                  params=PARAMS.replace(mt_residual_units=units))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("units", ["surface", "toa"])
+def test_gpu_matches_numpy_with_height_factor(units):
+    """Per-sample AOT cells (s_p·τ_D, s_p·τ_{D−1}): a column-LUT scene at 0..1500 m, then random pixels."""
+    params = HEIGHT_PARAMS.replace(mt_residual_units=units)
+    s = scene(n=90, seed=7)
+    shape = s["h"].shape
+    rng = np.random.default_rng(8)
+    ms_sel = rng.random(shape) < 0.7
+    mt_sel = rng.random(shape) < 0.8
+    _compare_gpu(s, mt_sel, ms_sel, LTC_COLUMN_B01[None], [DAY - 10], aot_dark=0.4, params=params, lut=LUT_COLUMN)
+    s["h"] = rng.uniform(-100, 3500, shape).astype(np.float32)
+    _compare_gpu(s, mt_sel, ms_sel, LTC_COLUMN_B01[None], [DAY - 10], aot_dark=math.inf, params=params,
+                 lut=LUT_COLUMN)
 
 
 @pytest.mark.gpu

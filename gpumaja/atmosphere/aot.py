@@ -11,6 +11,19 @@ steps, in MAJA's order (`aot_estimation_computation.py`):
    `aot_multispectral_numpy`. NaN where no estimate.
 4. `fill_and_smooth_aot`: gap filling (growing window, IAB bit 1) and Gaussian smoothing.
 5. `aot_to_grid`: bilinear resampling from the node centres to every coarse pixel.
+6. `aot_at_altitude`: the AOT of each pixel's own column (below).
+
+AOT over relief (`aot_height_scale_m` H > 0, the default; a deviation from MAJA, docs/l2a.md "AOT over
+relief"). The LUT's AOT is that of the column above the pixel (6S keeps the aerosol optical depth
+given at the target altitude: 0.2 at 0, 1 and 2 km, Rayleigh 0.098 / 0.087 / 0.077 at 550 nm), and
+aerosols sit in the lowest kilometres: with an exponential profile of scale height H a pixel at
+altitude h sees τ(h) = τ0·exp(−h/H), τ0 the sea-level value. MAJA fits one τ to a window whose pixels
+may span 1–2 km of relief and spreads it to the valleys and peaks alike. Here the unknown of a node
+is τ0: each sample reads the LUT at its own τ0·s_p, s_p = exp(−h_p/H) (`height_factor`), so its
+residual's derivative carries s_p; the dark-pixel bound is reduced to sea level the same way
+(`dark_pixel_aot(..., height_scale_m=H)`), gap filling and smoothing work on τ0, and
+`aot_at_altitude` gives each coarse or 10/20 m pixel τ0·exp(−h/H). With H = 0 every s_p is 1 and all
+of this is MAJA's method, bit for bit. `aot_min`, `aot_initial` and `default_aot` then apply to τ0.
 
 The cost of one node (scalar unknown τ), residuals as listed in §3.5:
 
@@ -18,9 +31,9 @@ The cost of one node (scalar unknown τ), residuals as listed in §3.5:
     r_dk  = sqrt(W_dark)·(τ − τ_dark)                 if τ > τ_dark
     r_bd  = sqrt(W_bounds)·(distance of τ outside [aot_min, aot_max of the LUT])
 
-with ρs_b(τ) the mini-LUT TOC of band b at (altitude_p, τ, TOA*_b,p), so that the cost Σr² holds
+with ρs_b(τ) the mini-LUT TOC of band b at (altitude_p, s_p·τ, TOA*_b,p) (s_p = 1 when H = 0), so that the cost Σr² holds
 W_dark·(τ − τ_dark)² and W_bounds·excess² as in §3.5. (MAJA's code puts W·d² itself in a residual,
-whose square is W²·d⁴; we follow the documented cost.) The LUT is read at τ clamped to
+whose square is W²·d⁴; we follow the documented cost.) The LUT is read at s_p·τ clamped to
 [aot_min, aot_max] (MAJA `LimitAOT`).
 
 Choices of ours, documented here:
@@ -91,14 +104,26 @@ def _toc_profile(lut: MiniLUT, band: int, altitude: np.ndarray, toa: np.ndarray)
     return (1.0 - wa) * v0 + wa * v1
 
 
+def height_factor(altitude: Any, height_scale_m: float, xp: ModuleType = np) -> Any:
+    """s = exp(−h / H) (float64, `xp`): a pixel's column AOT over the sea-level one for an aerosol of scale
+    height H metres (module docstring, "AOT over relief"); 1 where H <= 0 or h is not finite."""
+    h = xp.asarray(altitude, dtype=xp.float64)
+    H = float(height_scale_m)
+    if not H > 0.0:
+        return xp.ones(h.shape, dtype=xp.float64)
+    return xp.where(xp.isfinite(h), xp.exp(-xp.where(xp.isfinite(h), h, 0.0) / H), 1.0)
+
+
 # --- 1. dark pixel ---------------------------------------------------------------------------------
 
 
 def _ms_terms(lut: MiniLUT, ib: int, ir: int, sel: np.ndarray, alt: np.ndarray, blue: np.ndarray,
-              red: np.ndarray, nd: np.ndarray, params: L2Params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              red: np.ndarray, nd: np.ndarray,
+              params: L2Params) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The MS equation's tabulated terms of the selected pixels (shared by the MS and the
     spectro-temporal twins): (lookup: flat pixel index -> row, -1 if not selected; D_p at every AOT
-    node, blue TOC − (ms_slope · red TOC + ms_y_intercept); the weight w_p of each row)."""
+    node, blue TOC − (ms_slope · red TOC + ms_y_intercept); the weight w_p of each row; the height
+    factor s_p of each row)."""
     flat_sel = np.flatnonzero(sel)
     lookup = np.full(sel.size, -1, dtype=np.int64)
     lookup[flat_sel] = np.arange(flat_sel.size)
@@ -109,7 +134,7 @@ def _ms_terms(lut: MiniLUT, ib: int, ir: int, sel: np.ndarray, alt: np.ndarray, 
     )
     w_pix = params.w_ms * (params.ndvi_slope * np.maximum(nd.reshape(-1)[flat_sel].astype(np.float64), 0.0)
                            + params.ndvi_y_intercept)
-    return lookup, d_prof, w_pix
+    return lookup, d_prof, w_pix, height_factor(h, params.aot_height_scale_m)
 
 
 def dark_pixel_aot(
@@ -119,6 +144,7 @@ def dark_pixel_aot(
     lut: MiniLUT,
     params: L2Params,
     percentile: float = DARK_PIXEL_PERCENTILE,
+    height_scale_m: float = 0.0,
 ) -> float:
     """τ_dark: the AOT at which the darkest pixel's surface reflectance is
     `darkest_pixel_surface_reflectance` (maja-l2a.md §3.5, `vnsDarkestPixelAOTCalculator`).
@@ -138,6 +164,9 @@ def dark_pixel_aot(
       than the assumed dark surface, so no AOT explains it. MAJA's InvertLUT then also leaves 0, and
       the dark term pulls every node towards 0 with weight W_dark: callers that prefer to ignore such
       a bound can test `result <= lut.aot[0]` and pass `lut.aot_max` instead.
+
+    With `height_scale_m` H > 0 the result is reduced to sea level, τ_dark·exp(h_dark / H) (the unit of
+    the nodes' unknown, module docstring "AOT over relief"); `lut.aot_max` (no constraint) stays so.
     """
     toa = to_numpy(toa_star_dark).astype(np.float64)
     alt = to_numpy(altitude).astype(np.float64)
@@ -166,7 +195,8 @@ def dark_pixel_aot(
     for k in range(aot.size - 1):
         v0, v1 = profile[k], profile[k + 1]
         if v0 >= target > v1:
-            return float(aot[k] + (v0 - target) / (v0 - v1) * (aot[k + 1] - aot[k]))
+            tau = float(aot[k] + (v0 - target) / (v0 - v1) * (aot[k + 1] - aot[k]))
+            return tau / float(height_factor(np.array(h), height_scale_m))
     return lut.aot_max
 
 
@@ -288,7 +318,7 @@ def aot_multispectral_numpy(
     n_used = np.zeros((gy, gx), dtype=np.int32)
 
     # per selected pixel: D_p at every AOT node and the weight w_p
-    lookup, d_prof, w_pix = _ms_terms(lut, ib, ir, sel, alt, blue, red, nd, params)
+    lookup, d_prof, w_pix, s_pix = _ms_terms(lut, ib, ir, sel, alt, blue, red, nd, params)
 
     # sampling interval per node: the first with >= n_pix_min selected samples
     hw = int(params.half_window_size)
@@ -311,14 +341,15 @@ def aot_multispectral_numpy(
 
     nodes = np.flatnonzero(n_used.reshape(-1) > 0)
     if nodes.size:
-        tau = _lm_numpy(rows[nodes], d_prof, w_pix, lut, aot_dark, params)
+        tau = _lm_numpy(rows[nodes], d_prof, w_pix, s_pix, lut, aot_dark, params)
         aot_out.reshape(-1)[nodes] = tau.astype(np.float32)
     return aot_out, n_used
 
 
-def _lm_numpy(rows: np.ndarray, d_prof: np.ndarray, w_pix: np.ndarray, lut: MiniLUT, aot_dark: float,
-              params: L2Params) -> np.ndarray:
-    """Batched scalar Levenberg–Marquardt, the same steps as the kernel's per-thread loop."""
+def _lm_numpy(rows: np.ndarray, d_prof: np.ndarray, w_pix: np.ndarray, s_pix: np.ndarray, lut: MiniLUT,
+              aot_dark: float, params: L2Params) -> np.ndarray:
+    """Batched scalar Levenberg–Marquardt, the same steps as the kernel's per-thread loop (each sample's
+    LUT read at s_p·τ, its own AOT cell)."""
     aot_axis = np.asarray(lut.aot, dtype=np.float64)
     n_aot = aot_axis.size
     aot_min, aot_max = float(params.aot_min), lut.aot_max
@@ -330,18 +361,20 @@ def _lm_numpy(rows: np.ndarray, d_prof: np.ndarray, w_pix: np.ndarray, lut: Mini
     mask = rows >= 0
     safe = np.where(mask, rows, 0)
     wp = np.where(mask, w_pix[safe], 0.0)  # zero weight for unused slots
+    sp = np.where(mask, s_pix[safe], 1.0)
     d_flat = d_prof.reshape(-1)
 
     def evaluate(idx: np.ndarray, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        tc = np.minimum(np.maximum(tau, lut_lo), lut_hi)
+        s = sp[idx]
+        tc = np.minimum(np.maximum(s * tau[:, None], lut_lo), lut_hi)
         k, wk = _locate(aot_axis, tc)
         dtau = aot_axis[k + 1] - aot_axis[k]
         base = safe[idx] * n_aot
-        d0 = d_flat[base + k[:, None]]
-        d1 = d_flat[base + k[:, None] + 1]
+        d0 = d_flat[base + k]
+        d1 = d_flat[base + k + 1]
         w, m = wp[idx], mask[idx]
-        r = np.where(m, w * ((1.0 - wk[:, None]) * d0 + wk[:, None] * d1), 0.0)
-        jac = np.where(m, w * (d1 - d0) / dtau[:, None], 0.0)
+        r = np.where(m, w * ((1.0 - wk) * d0 + wk * d1), 0.0)
+        jac = np.where(m, w * (d1 - d0) / dtau * s, 0.0)
         cost = (r * r).sum(axis=1)
         grad = (jac * r).sum(axis=1)
         hess = (jac * jac).sum(axis=1)
@@ -405,6 +438,7 @@ def _aot_multispectral_gpu(toa_star_blue, toa_star_red, ndvi, altitude, selected
         for a in f32.values():
             finite &= cupy.isfinite(a)
         sel_u8 = cupy.ascontiguousarray((sel & finite).astype(cupy.uint8))
+        scale = cupy.ascontiguousarray(height_factor(f32["altitude"], params.aot_height_scale_m, cupy))
         ib, ir = lut.index(params.blue_band), lut.index(params.red_band)
         step = int(params.step_aot)
         gy, gx = -(-cy // step), -(-cx // step)
@@ -422,7 +456,7 @@ def _aot_multispectral_gpu(toa_star_blue, toa_star_red, ndvi, altitude, selected
             grid,
             _BLOCK,
             (
-                f32["toa_star_blue"], f32["toa_star_red"], f32["ndvi"], f32["altitude"], sel_u8,
+                f32["toa_star_blue"], f32["toa_star_red"], f32["ndvi"], f32["altitude"], scale, sel_u8,
                 np.int32(cy), np.int32(cx), np.int32(gy), np.int32(gx), np.int32(step),
                 np.int32(params.half_window_size), np.int32(intervals.start), np.int32(intervals.stop - 1),
                 np.int32(intervals.step), np.int32(params.n_pix_min),
@@ -490,7 +524,7 @@ def fill_and_smooth_aot(aot_grid: Any, params: L2Params, xp: ModuleType = np) ->
     return filled.astype(xp.float32), ~valid
 
 
-# --- 5. resampling to the coarse grid --------------------------------------------------------------
+# --- 5. resampling to the coarse grid, 6. each pixel's column ---------------------------------------
 
 
 def _axis_weights(xp: ModuleType, nodes: np.ndarray, n: int):
@@ -524,3 +558,16 @@ def aot_to_grid(aot_grid: Any, node_step: int, shape: tuple[int, int], xp: Modul
     rows = grid[ky] * (1.0 - wy)[:, None] + grid[ky + dy] * wy[:, None]  # (cy, gx)
     out = rows[:, kx] * (1.0 - wx)[None, :] + rows[:, kx + dx] * wx[None, :]
     return out.astype(xp.float32)
+
+
+def aot_at_altitude(aot_sea_level: Any, altitude: Any, params: L2Params, xp: ModuleType = np) -> Any:
+    """The AOT of each pixel's own column, τ0·exp(−h / H) (float32), from the sea-level AOT τ0 on the same
+    grid (module docstring, "AOT over relief"); `aot_sea_level` itself (as float32) when
+    `aot_height_scale_m` is 0."""
+    a = xp.asarray(aot_sea_level, dtype=xp.float32)
+    if not params.aot_height_scale_m > 0:
+        return a
+    h = xp.asarray(altitude)
+    if h.shape != a.shape:
+        raise InputError(f"aot_at_altitude: aot {a.shape} and altitude {h.shape} must have the same shape")
+    return (a * height_factor(h, params.aot_height_scale_m, xp)).astype(xp.float32)

@@ -41,7 +41,10 @@ LTC table of the LPD, h the altitude, all read as in `gpumaja.atmosphere.aot`):
     MS eq.   (per MS sample)  as `aot_ms_lm` (function of τ_D only)
     dark                      sqrt(W_dark)·(τ_D − τ_dark)                  if τ_D > τ_dark
     bounds                    sqrt(W_bounds)·(excess of τ_D, and of τ_{D−1} when MT is used)
-with the unit factor u set by `params.mt_residual_units`:
+Every table of a sample at altitude h_p is read at that sample's own AOTs s_p·τ_D and s_p·τ_{D−1}, with
+s_p = exp(−h_p / aot_height_scale_m) (1 when it is 0, MAJA's method): the unknowns are sea-level AOTs
+and each τ derivative carries s_p (`gpumaja.atmosphere.aot`, "AOT over relief").
+The unit factor u is set by `params.mt_residual_units`:
 - "surface" (MAJA's cost, the default): u = 1, the MT residuals are surface-reflectance differences;
 - "toa" (opt-in; a deviation from MAJA, below): u = dρ*/dρs = 1 / q, the date's total transmission
   at the sample, q = ∂T_mt/∂ρ* the slope of the TOA* cell holding ρ*_D (bilinear in altitude and AOT
@@ -110,6 +113,7 @@ from gpumaja.atmosphere.aot import (
     _toc_profile,
     _weights,
     aot_node_positions,
+    height_factor,
 )
 from gpumaja.atmosphere.minilut import MiniLUT
 from gpumaja.backend import Backend, array_module, to_numpy
@@ -365,7 +369,7 @@ def aot_spectrotemporal_numpy(
         sel_mt[:] = False
 
     # --- per selected pixel: tabulated residual terms -----------------------------------------------
-    ms_lookup, d_prof, w_pix = _ms_terms(lut, ib, ir, sel_ms, alt, blue, red, nd, params)
+    ms_lookup, d_prof, w_pix, s_pix = _ms_terms(lut, ib, ir, sel_ms, alt, blue, red, nd, params)
 
     f_mt = np.flatnonzero(sel_mt)
     mt_lookup = np.full(cy * cx, -1, dtype=np.int64)
@@ -383,6 +387,7 @@ def aot_spectrotemporal_numpy(
     q_prof = (_toa_slope_profile(lut.toc[imt], lut, h_mt, toa_mt.reshape(-1)[f_mt].astype(np.float64))
               if f_mt.size else np.zeros_like(td_prof))
     rtc_pix = rtc.reshape(-1)[f_mt].astype(np.float64)
+    s_mt_pix = height_factor(h_mt, params.aot_height_scale_m)
     diff_pix = toa_mt.reshape(-1)[f_mt].astype(np.float64) - rta_mt.reshape(-1)[f_mt].astype(np.float64)
     sd_pix = toa_sd.reshape(-1)[f_mt].astype(np.float64)
 
@@ -459,7 +464,7 @@ def aot_spectrotemporal_numpy(
     nodes = np.flatnonzero(done)
     if nodes.size:
         tau = _lm_st_numpy(ms_rows[nodes], mt_rows[nodes], use_mt[nodes], w1[nodes], w2[nodes], d_prof, w_pix,
-                           td_prof, tl_prof, q_prof, rtc_pix, lut, aot_dark, params)
+                           s_pix, td_prof, tl_prof, q_prof, rtc_pix, s_mt_pix, lut, aot_dark, params)
         aot_out[nodes] = tau.astype(np.float32)
     return aot_out.reshape(gy, gx), n_used.reshape(gy, gx), method.reshape(gy, gx)
 
@@ -484,9 +489,9 @@ def _accumulate(acc: np.ndarray, terms: np.ndarray) -> np.ndarray:
 
 
 def _lm_st_numpy(ms_rows: np.ndarray, mt_rows: np.ndarray, use_mt: np.ndarray, w1: np.ndarray, w2: np.ndarray,
-                 d_prof: np.ndarray, w_pix: np.ndarray, td_prof: np.ndarray, tl_prof: np.ndarray,
-                 q_prof: np.ndarray, rtc_pix: np.ndarray, lut: MiniLUT, aot_dark: float,
-                 params: L2Params) -> np.ndarray:
+                 d_prof: np.ndarray, w_pix: np.ndarray, s_pix: np.ndarray, td_prof: np.ndarray,
+                 tl_prof: np.ndarray, q_prof: np.ndarray, rtc_pix: np.ndarray, s_mt_pix: np.ndarray,
+                 lut: MiniLUT, aot_dark: float, params: L2Params) -> np.ndarray:
     """Batched 2-unknown Levenberg–Marquardt, the same steps as the kernel's per-thread loop (sums in the
     kernel's order). The MS terms and the scalar step are those of `aot._lm_numpy`, so that a node
     without MT gives `aot_multispectral_numpy`'s value up to the summation order (~1e-16)."""
@@ -501,12 +506,14 @@ def _lm_st_numpy(ms_rows: np.ndarray, mt_rows: np.ndarray, use_mt: np.ndarray, w
     mask = ms_rows >= 0
     safe = np.where(mask, ms_rows, 0)
     wp = np.where(mask, w_pix[safe] if w_pix.size else 0.0, 0.0)
+    sp = np.where(mask, s_pix[safe] if s_pix.size else 1.0, 1.0)
     d_flat = d_prof.reshape(-1) if d_prof.size else np.zeros(n_aot)
     mmask = mt_rows >= 0
     msafe = np.where(mmask, mt_rows, 0)
     td_flat = td_prof.reshape(-1) if td_prof.size else np.zeros(n_aot)
     tl_flat = tl_prof.reshape(-1) if tl_prof.size else np.zeros(n_aot)
     rtc_s = np.where(mmask, rtc_pix[msafe] if rtc_pix.size else 0.0, 0.0)
+    sp_mt = np.where(mmask, s_mt_pix[msafe] if s_mt_pix.size else 1.0, 1.0)
     q_flat = q_prof.reshape(-1) if q_prof.size else np.zeros(n_aot)
     toa_units = _toa_units(params)
 
@@ -525,40 +532,45 @@ def _lm_st_numpy(ms_rows: np.ndarray, mt_rows: np.ndarray, use_mt: np.ndarray, w
         return cost, grad, hess
 
     def evaluate(idx: np.ndarray, tau: np.ndarray, tau1: np.ndarray):
-        k, wk, dtau = cell(tau)
+        # each sample reads the LUT at its own AOT s_p·τ (s_p = 1 for MAJA's method), so the AOT cells
+        # are per sample and every τ derivative carries s_p
+        s = sp[idx]
+        k, wk, dtau = cell(s * tau[:, None])
         # MS equations (the terms of aot._lm_numpy)
         base = safe[idx] * n_aot
-        d0 = d_flat[base + k[:, None]]
-        d1 = d_flat[base + k[:, None] + 1]
+        d0 = d_flat[base + k]
+        d1 = d_flat[base + k + 1]
         w, m = wp[idx], mask[idx]
-        r = np.where(m, w * ((1.0 - wk[:, None]) * d0 + wk[:, None] * d1), 0.0)
-        jac = np.where(m, w * (d1 - d0) / dtau[:, None], 0.0)
+        r = np.where(m, w * ((1.0 - wk) * d0 + wk * d1), 0.0)
+        jac = np.where(m, w * (d1 - d0) / dtau * s, 0.0)
         zero = np.zeros(idx.size)
         cost = _accumulate(zero, r * r)
         g0 = _accumulate(zero, jac * r)
         h00 = _accumulate(zero, jac * jac)
         # MT equations
-        k1, wk1, dtau1 = cell(tau1)
+        sm = sp_mt[idx]
+        k, wk, dtau = cell(sm * tau[:, None])
+        k1, wk1, dtau1 = cell(sm * tau1[:, None])
         mbase = msafe[idx] * n_aot
         mm = mmask[idx]
-        a0 = td_flat[mbase + k[:, None]]
-        a1 = td_flat[mbase + k[:, None] + 1]
-        b0 = tl_flat[mbase + k1[:, None]]
-        b1 = tl_flat[mbase + k1[:, None] + 1]
-        t_d = (1.0 - wk[:, None]) * a0 + wk[:, None] * a1
-        t_l = (1.0 - wk1[:, None]) * b0 + wk1[:, None] * b1
-        s_d = (a1 - a0) / dtau[:, None]
-        s_l = (b1 - b0) / dtau1[:, None]
+        a0 = td_flat[mbase + k]
+        a1 = td_flat[mbase + k + 1]
+        b0 = tl_flat[mbase + k1]
+        b1 = tl_flat[mbase + k1 + 1]
+        t_d = (1.0 - wk) * a0 + wk * a1
+        t_l = (1.0 - wk1) * b0 + wk1 * b1
+        s_d = (a1 - a0) / dtau * sm
+        s_l = (b1 - b0) / dtau1 * sm
         # unit factor u: the transmission dρ*/dρs = 1 / (∂TOC/∂TOA*) of the date's table at (h, τ_D, ρ*_D)
         # ("toa"; 0 where the slope is not > 0), or 1 ("surface"); du = du/dτ_D (exact, the slope is
         # linear in τ_D on the AOT cell; 0 for "surface")
         if toa_units:
-            q0 = q_flat[mbase + k[:, None]]
-            q1 = q_flat[mbase + k[:, None] + 1]
-            q = (1.0 - wk[:, None]) * q0 + wk[:, None] * q1
+            q0 = q_flat[mbase + k]
+            q1 = q_flat[mbase + k + 1]
+            q = (1.0 - wk) * q0 + wk * q1
             pos = q > 0.0
             u = np.where(pos, 1.0 / np.where(pos, q, 1.0), 0.0)
-            du = np.where(pos, -(u * u) * ((q1 - q0) / dtau[:, None]), 0.0)
+            du = np.where(pos, -(u * u) * ((q1 - q0) / dtau * sm), 0.0)
         else:
             u, du = np.ones_like(t_d), np.zeros_like(t_d)
         c1, c2 = w1[idx][:, None], w2[idx][:, None]
@@ -649,6 +661,7 @@ def _aot_spectrotemporal_gpu(toa_star, rta, rtc_mt, pxd, mt_selected, ms_selecte
                  & fin(f32["altitude"]) & (dates != PXD_NODATA))
         if days.size == 0:
             mt_ok[:] = False
+        scale = cupy.ascontiguousarray(height_factor(f32["altitude"], params.aot_height_scale_m, cupy))
         ms_u8 = cupy.ascontiguousarray(ms_u8.astype(cupy.uint8))
         mt_u8 = cupy.ascontiguousarray(mt_ok.astype(cupy.uint8))
         step = int(params.step_aot)
@@ -671,7 +684,7 @@ def _aot_spectrotemporal_gpu(toa_star, rta, rtc_mt, pxd, mt_selected, ms_selecte
             _BLOCK,
             (
                 f32["mt_aot_band"], f32["rta_mt"], f32["rtc_mt"], f32["stdev_band"], f32["blue_band"],
-                f32["red_band"], f32["ndvi"], f32["altitude"], dates, mt_u8, ms_u8,
+                f32["red_band"], f32["ndvi"], f32["altitude"], scale, dates, mt_u8, ms_u8,
                 np.int32(cy), np.int32(cx), np.int32(gy), np.int32(gx), np.int32(step),
                 np.int32(params.half_window_size), np.int32(intervals[0]), np.int32(intervals[-1]),
                 np.int32(params.increment_n_distance), np.int32(params.n_pix_min),

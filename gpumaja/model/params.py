@@ -118,6 +118,10 @@ class L2Params:
     aot_max_window_radius: int = 16
     default_aot: float = 0.1  # P16/P17
     sigma_smoothing_aot: float = 2.0
+    # Vertical scale height of the aerosol (m; ours, a deviation from MAJA, docs/l2a.md "AOT over
+    # relief"): > 0 estimates, gap-fills and smooths the AOT reduced to sea level, τ0 = τ(h)·exp(h/H),
+    # each pixel's LUT read at its own τ0·exp(−h/H); 0 gives MAJA's one τ for every altitude.
+    aot_height_scale_m: float = 2000.0
     aot_quantification: float = 0.005  # ATB band 2 = AOT / 0.005
 
     # --- environment and slope (§3.6, §3.7) -----------------------------------------------------

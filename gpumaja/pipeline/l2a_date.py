@@ -19,6 +19,7 @@ import numpy as np
 
 from gpumaja import __version__
 from gpumaja.atmosphere.aot import (
+    aot_at_altitude,
     aot_multispectral,
     aot_to_grid,
     dark_pixel_aot,
@@ -181,7 +182,8 @@ def process_date(
         if nominal:  # §3.5: only pixels whose composite surface reflectance is dark
             rtc_dark = composite.rtc[composite.bands.index(params.dark_band)]
             dark_excl = dark_excl | ~(rtc_dark < np.float32(params.dark_pixel_threshold))
-        aot_dark = dark_pixel_aot(toas_c[idx[params.dark_band]], alt_c, dark_excl, ml, params)
+        aot_dark = dark_pixel_aot(toas_c[idx[params.dark_band]], alt_c, dark_excl, ml, params,
+                                  height_scale_m=params.aot_height_scale_m)
         selected, ndvi = ms_selection(toas_c[idx[params.red_band]], toas_c[idx[params.nir_band]],
                                       clouds["all"] | topo_c, snow, water, sat_any, edge_c, params, xp)
         if nominal and params.aot_method == "SPECTROTEMPORAL":
@@ -193,8 +195,11 @@ def process_date(
             aot_nodes, _n_used = aot_multispectral(toas_c[idx[params.blue_band]], toas_c[idx[params.red_band]], ndvi,
                                                   alt_c, selected, ml, aot_dark, params, backend=backend)
             aot_method = "MULTISPECTRAL"
+        # nodes, gap filling and smoothing hold the AOT reduced to sea level (aot0; the AOT itself when
+        # aot_height_scale_m is 0); aot_c is each coarse pixel's own column (gpumaja.atmosphere.aot)
         aot_nodes, aot_interp_nodes = fill_and_smooth_aot(aot_nodes, params, xp)
-        aot_c = aot_to_grid(aot_nodes, params.step_aot, cg.shape, xp).astype(f32)
+        aot0_c = aot_to_grid(aot_nodes, params.step_aot, cg.shape, xp).astype(f32)
+        aot_c = aot_at_altitude(aot0_c, alt_c, params, xp)
         aot_interp_c = aot_to_grid(aot_interp_nodes.astype(f32), params.step_aot, cg.shape, xp) > 0.5
 
     out_groups = OUTPUT_GROUPS[product.sensor]
@@ -239,7 +244,7 @@ def process_date(
         with st(f"sre/fre {gname}"):
             groups[gname] = group_products(
                 inp, g, bands, gname, ml, smac[[idx[b] for b in bands]], air[[idx[b] for b in bands]],
-                wv_c, aot_c, env_c[[env_idx[b] for b in bands]], sz, sa, vz, va, params, backend, xp)
+                wv_c, aot0_c, env_c[[env_idx[b] for b in bands]], sz, sa, vz, va, params, backend, xp)
         with st(f"masks {gname}"):
             group_masks(groups[gname], g, cg, clouds, snow, water, topo_c, hidden_c, wv_interp_c, aot_interp_c,
                          params, backend, xp, evidence=evidence)

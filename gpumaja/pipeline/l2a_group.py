@@ -22,6 +22,7 @@ from contextvars import ContextVar
 
 import numpy as np
 
+from gpumaja.atmosphere.aot import aot_at_altitude
 from gpumaja.atmosphere.gas import gas_correction
 from gpumaja.atmosphere.slope import slope_correction
 from gpumaja.atmosphere.surface_reflectance import environment_correction
@@ -100,7 +101,7 @@ def mask_rows(mask, f: int, shape, y0: int, y1: int, threshold: float, xp):
 
 
 # --- SRE / FRE ------------------------------------------------------------------------------------------
-def _products_strip(inp, g, gname, sel, bands, mlg, smac, air, wv_c, aot_c, env_c, sz, sa, vz_b, va_b, params,
+def _products_strip(inp, g, gname, sel, bands, mlg, smac, air, wv_c, aot0_c, env_c, sz, sa, vz_b, va_b, params,
                     backend, xp, y0: int, y1: int) -> dict:
     f32 = np.float32
     f = factor(inp.coarse_grid.resolution, g.grid.resolution)
@@ -110,7 +111,8 @@ def _products_strip(inp, g, gname, sel, bands, mlg, smac, air, wv_c, aot_c, env_
     toa = g.toa[sel, y0:y1]
     edge = xp.isnan(g.toa[:, y0:y1]).any(axis=0)
     wv = float_rows(wv_c, f, shape, y0, y1, xp).astype(f32)
-    aot = float_rows(aot_c, f, shape, y0, y1, xp).astype(f32)
+    # the sea-level AOT resampled, then each pixel's own column (gpumaja.atmosphere.aot "AOT over relief")
+    aot = aot_at_altitude(float_rows(aot0_c, f, shape, y0, y1, xp), alt, params, xp)
     toas = gas_correction(toa, alt, wv, smac, air, params.ozone_amount_default,
                           water_default=params.water_amount_default, backend=backend)
     del toa
@@ -137,10 +139,12 @@ def _products_strip(inp, g, gname, sel, bands, mlg, smac, air, wv_c, aot_c, env_
             "mg2": xp.where(edge, 0, mg2_terrain).astype(xp.uint8), "sat": sat, "edg": edge.astype(xp.uint8)}
 
 
-def group_products(inp, g, bands, gname, ml, smac, air, wv_c, aot_c, env_c, sz, sa, vz, va, params, backend, xp,
+def group_products(inp, g, bands, gname, ml, smac, air, wv_c, aot0_c, env_c, sz, sa, vz, va, params, backend, xp,
                    strip_rows: int | None = None) -> L2AGroup:
     """SRE, FRE, W, AOT, MG2 terrain bits, SAT and EDG of group `g` (host arrays); CLM and IAB zero
-    (filled by `group_masks`). `strip_rows`: fine rows per strip (default: the `strip_plan` in force)."""
+    (filled by `group_masks`). `aot0_c`: the coarse AOT reduced to sea level (`aot_at_altitude`'s input;
+    the AOT itself when `aot_height_scale_m` is 0). `strip_rows`: fine rows per strip (default: the
+    `strip_plan` in force)."""
     shape = g.grid.shape
     sel = [g.bands.index(b) for b in bands]
     mlg = ml.subset(bands)
@@ -150,7 +154,7 @@ def group_products(inp, g, bands, gname, ml, smac, air, wv_c, aot_c, env_c, sz, 
     to_np = backend.to_numpy
     out: dict[str, np.ndarray] = {}
     for y0, y1 in spans:
-        part = _products_strip(inp, g, gname, sel, bands, mlg, smac, air, wv_c, aot_c, env_c, sz, sa, vz_b, va_b,
+        part = _products_strip(inp, g, gname, sel, bands, mlg, smac, air, wv_c, aot0_c, env_c, sz, sa, vz_b, va_b,
                                params, backend, xp, y0, y1)
         if len(spans) == 1:
             out = {k: to_np(v) for k, v in part.items()}
