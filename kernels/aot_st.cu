@@ -24,7 +24,7 @@
 // Every table of sample p is read at its own AOTs s_p tau0 and s_p tau1, s_p = aot_scale[p] (the height
 // factor exp(-h_p / H), 1 for MAJA's method; gpumaja.atmosphere.aot "AOT over relief"): the AOT cells
 // are per sample and each tau derivative carries s_p.
-// u: toa_units = 0 (MAJA, surface units): 1. toa_units = 1 (TOA units, gpumaja's default): the date's total
+// u: toa_units = 0 (MAJA, surface units, the default): 1. toa_units = 1 (TOA units, opt-in): the date's total
 // transmission d(toa*)/d(rho_s) = 1 / q, q = dT_mt/d(toa*) the slope of the TOA* cell holding toa_mt
 // (st_toa_slope_at), bilinear in (h, AOT) like T_mt, so linear in tau0 on the AOT cell; u = 0 where q <= 0.
 // Its derivative du/dtau0 = -u^2 dq/dtau0 enters the tau0 Jacobians (de/dtau0 = W (u dT/dtau0 + du/dtau0 (T - ...))).
