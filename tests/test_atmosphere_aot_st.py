@@ -576,8 +576,12 @@ def test_lm_minimises_the_documented_cost(units):
 
 
 def test_unknown_residual_units_are_rejected():
+    with pytest.raises(ValueError, match="mt_residual_units"):  # by L2Params itself, before any work
+        PARAMS.replace(mt_residual_units="TOA")
+    bad = PARAMS.replace()
+    object.__setattr__(bad, "mt_residual_units", "TOA")  # past the dataclass check: the twin checks too
     with pytest.raises(InputError, match="mt_residual_units"):
-        run_st(scene(n=9), params=PARAMS.replace(mt_residual_units="TOA"))
+        run_st(scene(n=9), params=bad)
 
 
 def test_dispatch_and_validation():

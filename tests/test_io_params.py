@@ -82,3 +82,10 @@ def test_eef_dispatch(gipp_dir):
     assert p.ndsi_threshold == 1.0 and p.default_aot == 0.2 and p.nir_band == "B08"
     site = read_params(gipp_dir / "S2__TEST_GIP_L2SITE_S_31TJF____10001_00000000_99999999.EEF", p)
     assert site.dark_pixel_threshold == 0.025 and site.cloud_blue_reflectance_threshold == 0.8
+
+
+def test_a_value_outside_its_set_names_the_file(tmp_path):
+    path = _write(tmp_path, '[l2]\nfine_shadow_darkening = "toa"\n')
+    with pytest.raises(InputError, match="fine_shadow_darkening") as e:
+        read_params(path)
+    assert e.value.path == path and str(e.value).startswith(f"{path}: L2 parameter fine_shadow_darkening")

@@ -613,3 +613,28 @@ def test_fine_cloud_masks_in_strips_and_within_majas_masks(series):
         removed += int((theirs & ~ours & 0b10).astype(bool).sum())
         np.testing.assert_array_equal(whole.groups[g].sre, maja.groups[g].sre)  # masks only
     assert removed > 0  # the series has partly cloudy cells, some 10/20 m pixels are released
+
+
+def test_fine_shadow_darkening_surface_vs_rayleigh(series):
+    """The fine shadow test's darkening (ours): "surface" (TOC at the date's AOT over the composite's
+    RTC, the default) and "rayleigh" (TOCR over RCR) change shadow bits only, and the same way whole
+    and in strips; an unknown mode is refused by L2Params."""
+    from gpumaja.pipeline.l2a_date import process_date
+    from gpumaja.pipeline.l2a_group import strip_plan
+
+    inp, lut, comp = _nominal_inputs(series)
+    surface = process_date(inp, lut, L2Params(), CPU, composite=comp)
+    rayleigh = process_date(inp, lut, L2Params(fine_shadow_darkening="rayleigh"), CPU, composite=comp)
+    with strip_plan({"R1": 24, "R2": 7}):
+        strips = process_date(inp, lut, L2Params(), CPU, composite=comp)
+    shadow_bits = np.uint8(0b01100001)  # bits 5-6 and bit 0 (all clouds and shadows)
+    differ = 0
+    for g in surface.groups:
+        a, b = surface.groups[g].clm, rayleigh.groups[g].clm
+        assert not ((a ^ b) & ~shadow_bits).any(), g
+        differ += int(((a ^ b) & 0b01100000).astype(bool).sum())
+        np.testing.assert_array_equal(a, strips.groups[g].clm, err_msg=g)
+        np.testing.assert_array_equal(surface.groups[g].sre, rayleigh.groups[g].sre)
+    assert differ > 0  # the two darkenings disagree on some shadow pixels of this series
+    with pytest.raises(ValueError, match="fine_shadow_darkening"):
+        L2Params(fine_shadow_darkening="toa")

@@ -91,5 +91,9 @@ def read_params(path: str | Path, base: L2Params | None = None) -> L2Params:
     if suffix == ".eef":
         return l2params_from_l2comm(path, base)
     if suffix == ".toml":
-        return base.replace(**overrides_from_toml(path))
+        overrides = overrides_from_toml(path)
+        try:
+            return base.replace(**overrides)
+        except ValueError as e:  # a value outside a parameter's allowed set (L2Params.__post_init__)
+            raise InputError(str(e), path) from None
     raise InputError(f"unknown parameter file type {path.suffix!r}; expected .toml or a MAJA L2COMM .EEF", path)

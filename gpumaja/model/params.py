@@ -88,6 +88,10 @@ class L2Params:
     fine_cloud_masks: bool = True
     fine_blue_band: str = "B02"
     fine_red_band: str = "B04"
+    # the fine shadow test's darkening (ours): "surface" = today's TOC of fine_red_band at the date's AOT over
+    # the composite's RTC (aerosol path removed on both dates); "rayleigh" = TOCR over RCR, as MAJA's
+    # coarse test. docs/l2a.md "Cloud masks at 10/20 m"
+    fine_shadow_darkening: str = "surface"
     max_cloud_percentage: float = 90.0  # P16/P21: above -> metadata only
     max_no_data_percentage: float = 99.0
 
@@ -204,6 +208,13 @@ class L2Params:
     # --- product --------------------------------------------------------------------------------
     reflectance_quantification: float = 10000.0
     reflectance_nodata: int = -10000
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("mt_residual_units", ("surface", "toa")),
+                              ("fine_shadow_darkening", ("surface", "rayleigh"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"L2 parameter {name} must be one of {', '.join(map(repr, allowed))}, "
+                                 f"got {getattr(self, name)!r}")
 
     def replace(self, **changes) -> L2Params:
         """A copy with some fields changed; unknown names are a ValueError naming them."""

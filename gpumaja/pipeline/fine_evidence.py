@@ -7,9 +7,13 @@
   the group that holds both (S2 R1, 10 m) and block-averaged to the requested grid when it is coarser
   (R2: 2 × 2); against the composite's RCR in the same bands, bilinear like every coarse field
   (`l2a_group.float_rows`); None without a composite;
-- the `fine_shadow_support` codes: today's TOCR in `fine_red_band` (the same computation) against the
-  composite's RCR in that band (the shadow band of §1.9 for S2 and Landsat), below
-  `proj_shad_darkening_max`; None without a composite;
+- the `fine_shadow_support` codes: the darkening in `fine_red_band` (the shadow band of §1.9 for S2
+  and Landsat), below `proj_shad_darkening_max`; None without a composite. With
+  `fine_shadow_darkening = "surface"` (the default) it is today's TOC at the date's estimated AOT
+  (each pixel's own column, `aot_at_altitude`) over the composite's RTC (the surface reflectance
+  of its last clear date), so that the aerosol path reflectance, which differs between the dates and
+  is a large part of a shadow's red signal, is out of the ratio; with "rayleigh" today's TOCR over the
+  composite's RCR, MAJA's darkening of the coarse test;
 - the cirrus test (maja-l2a.md §1.5) on the cirrus band at its own resolution (S2 B10, 60 m), on
   the coarse altitude resampled to that grid, repeated onto the requested grid; None when the
   product has no cirrus band or the resolutions are not integer multiples.
@@ -26,11 +30,13 @@ from typing import Any
 
 import numpy as np
 
+from gpumaja.atmosphere.aot import aot_at_altitude
 from gpumaja.atmosphere.gas import gas_correction
 from gpumaja.atmosphere.minilut import MiniLUT
 from gpumaja.atmosphere.toc import apply_minilut
 from gpumaja.backend import Backend
 from gpumaja.composite import CompositeState
+from gpumaja.errors import InputError
 from gpumaja.masks.cirrus import cirrus_mask
 from gpumaja.masks.cloud_fine import fine_cloud_support, fine_shadow_support
 from gpumaja.model.params import L2Params
@@ -71,13 +77,19 @@ class FineCloudEvidence:
     altitude: Any  # (cy, cx) coarse
     ref_hot: Any | None  # (cy, cx) composite B − 0.5 R (NaN = no value); None: no composite
     age_days: Any | None  # (cy, cx) float32 composite age, NaN where no value
-    ref_red: Any | None  # (cy, cx) composite RCR in fine_red_band (NaN = no value); None: no composite
+    ref_red: Any | None  # (cy, cx) composite RTC ("surface") or RCR in fine_red_band (NaN = no value); None: none
+    aot0: Any | None = None  # (cy, cx) the date's coarse AOT reduced to sea level ("surface" darkening)
 
     @classmethod
     def build(cls, inp: DateInputs, params: L2Params, backend: Backend, ml: MiniLUT, smac: np.ndarray,
               air_mass: np.ndarray, lut_index: dict[str, int], water_vapour, altitude,
-              composite: CompositeState | None, day: int) -> FineCloudEvidence:
+              composite: CompositeState | None, day: int, aot0=None) -> FineCloudEvidence:
+        """`aot0`: the date's coarse AOT reduced to sea level (`l2a_date`), needed by the "surface"
+        shadow darkening."""
         xp = backend.xp
+        surface = params.fine_shadow_darkening == "surface"
+        if surface and aot0 is None:
+            raise InputError("FineCloudEvidence.build: the 'surface' shadow darkening needs the date's AOT")
         bands = (params.fine_blue_band, params.fine_red_band)
         rows = [lut_index[b] for b in bands]
         ref = age = ref_red = None
@@ -87,9 +99,10 @@ class FineCloudEvidence:
                 blue, red = composite.rcr[ci[bands[0]]], composite.rcr[ci[bands[1]]]
                 ref = xp.where(composite.ndt, np.float32(np.nan), blue - np.float32(0.5) * red).astype(np.float32)
                 age = xp.where(composite.ndt, np.float32(np.nan), composite.age(day).astype(np.float32))
-                ref_red = xp.where(composite.ndt, np.float32(np.nan), red).astype(np.float32)
+                red_ref = composite.rtc[ci[bands[1]]] if surface else red
+                ref_red = xp.where(composite.ndt, np.float32(np.nan), red_ref).astype(np.float32)
         return cls(inp, params, backend, ml.subset(bands), smac[rows], air_mass[rows], water_vapour, altitude,
-                   ref, age, ref_red)
+                   ref, age, ref_red, aot0 if surface else None)
 
     def _source(self, band_a: str, band_b: str | None = None):
         for name, g in self.inp.groups.items():
@@ -98,8 +111,9 @@ class FineCloudEvidence:
         return None, None
 
     def _tocr_rows(self, grid, y0: int, y1: int):
-        """(B − 0.5 R, R) of today's TOCR on rows y0:y1 of `grid` (None if no group holds both bands at
-        a finer or equal integer-multiple resolution)."""
+        """(B − 0.5 R of today's TOCR, today's red: TOC at the date's AOT for the "surface" darkening,
+        else TOCR) on rows y0:y1 of `grid` (None if no group holds both bands at a finer or equal
+        integer-multiple resolution)."""
         xp, p = self.backend.xp, self.params
         name, src = self._source(p.fine_blue_band, p.fine_red_band)
         if src is None:
@@ -119,8 +133,16 @@ class FineCloudEvidence:
                               water_default=p.water_amount_default, backend=self.backend)
         aot = xp.full(alt.shape, np.float32(p.rayleigh_correction_default_aot), dtype=np.float32)
         tocr = apply_minilut(toas, alt, aot, self.ml, backend=self.backend)
-        hot_red = xp.stack([tocr[0] - np.float32(0.5) * tocr[1], tocr[1]])
-        del tocr
+        if self.aot0 is None:
+            hot_red = xp.stack([tocr[0] - np.float32(0.5) * tocr[1], tocr[1]])
+            del tocr
+        else:
+            hot = tocr[0] - np.float32(0.5) * tocr[1]
+            del tocr, aot
+            aot = aot_at_altitude(float_rows(self.aot0, f, src.grid.shape, sy0, sy1, xp), alt, p, xp)
+            red = apply_minilut(toas[1:], alt, aot, self.ml.subset((p.fine_red_band,)), backend=self.backend)[0]
+            hot_red = xp.stack([hot, red])
+            del hot, red
         hot, red = _block_mean_rows(hot_red, k, y1 - y0, grid.shape[1], self.backend)
         return hot, red
 

@@ -233,7 +233,8 @@ def process_date(
     evidence = None
     fine_bands = (params.fine_blue_band, params.fine_red_band)
     if params.fine_cloud_masks and all(b in idx for b in fine_bands):
-        evidence = FineCloudEvidence.build(inp, params, backend, ml, smac, air, idx, wv_c, alt_c, composite, day)
+        evidence = FineCloudEvidence.build(inp, params, backend, ml, smac, air, idx, wv_c, alt_c, composite, day,
+                                           aot0=aot0_c)
 
     groups: dict[str, L2AGroup] = {}
     for gname, gbands in out_groups.items():
