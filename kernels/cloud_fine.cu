@@ -43,8 +43,10 @@ extern "C" __global__ void fine_cloud_support(const float* __restrict__ hot,
 }
 
 // fine_shadow_support: one thread per pixel of a 10/20 m group (grid-stride loop, 32-bit index).
-//   red = today's TOCR (default AOT) in the fine red band at the pixel; ref = the composite's RCR in the
-//   same band (coarse, bilinear on the fine grid); the darkening of maja-l2a.md §1.9 at the pixel:
+//   red = today's reflectance in the fine red band at the pixel, ref = the composite's in the same band
+//   (coarse, bilinear on the fine grid): surface TOC / RTC by default, TOCR / RCR with
+//   fine_shadow_darkening = "rayleigh" (gpumaja.pipeline.fine_evidence); the darkening of
+//   maja-l2a.md §1.9 at the pixel:
 //     out = 1 if red < max_darkening * ref (dark), else 0
 //   Any NaN input or ref <= 0 -> out = 2: no fine evidence, the coarse decision stands.
 extern "C" __global__ void fine_shadow_support(const float* __restrict__ red,

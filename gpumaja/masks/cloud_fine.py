@@ -13,8 +13,9 @@ same evidence MAJA used on the coarse grid holds at the pixel:
   mode, nodata) there is no evidence and the coarse decision stands.
 - cirrus (bit 7): MAJA's cirrus test (§1.5) on the cirrus band at its own resolution (S2 B10: 60 m),
   nearest-neighbour on the fine grid.
-- shadow (bit 5): the darkening of §1.9 at the pixel (today's TOCR over the composite's RCR in the
-  shadow band) below proj_shad_darkening_max (0.8): a pixel of the resampled shadow mask stays where
+- shadow (bit 5): the darkening of §1.9 at the pixel in the shadow band (by default today's TOC at the
+  date's AOT over the composite's RTC; TOCR over RCR with `fine_shadow_darkening = "rayleigh"`;
+  `pipeline.fine_evidence` makes both) below proj_shad_darkening_max (0.8): a pixel of the resampled shadow mask stays where
   it holds (or is unknown); a pixel within one coarse cell of a shadow cell joins the mask where it
   holds and the pixel is not cloud.
 
@@ -145,8 +146,8 @@ def _fine_shadow_support_gpu(red, ref, max_darkening: float):
 
 
 def fine_shadow_support(red: Any, ref: Any, max_darkening: float, backend: Backend | None = None) -> Any:
-    """Per fine pixel, whether its own darkening (§1.9: today's TOCR / the composite's RCR in the shadow
-    band) is below `max_darkening`: SHADOW_DARK / SHADOW_NOT_DARK, SHADOW_NO_EVIDENCE where unknown
+    """Per fine pixel, whether its own darkening (§1.9: today's red over the composite's in the shadow
+    band, surface TOC / RTC or TOCR / RCR as the caller chose) is below `max_darkening`: SHADOW_DARK / SHADOW_NOT_DARK, SHADOW_NO_EVIDENCE where unknown
     (uint8). The CUDA kernel runs when `backend.is_gpu` (or, without a backend, for CuPy input)."""
     on_gpu = backend.is_gpu if backend is not None else array_module(red) is not np
     if on_gpu:

@@ -115,7 +115,9 @@ GROUP_FIXED_BYTES = 5 * F32 + 2 * F32 + 6 * F32 + 3  # maps, deg2rad temporaries
 MASKS_FIXED_BYTES = 12 + 3 + 6 * F32  # group_masks: bool masks, CLM/MG2/IAB, resampling temporaries
 # group_masks with the 10/20 m cloud evidence (fine_evidence.FineCloudEvidence; fine_cloud_masks): per pixel of
 # the source group of the two fine bands (k x k of them per pixel of a group k times coarser): their TOA copy,
-# TOA*, TOCR (2 float32 each), altitude, water vapour, AOT, and HOT and red stacked for the block mean
+# TOA*, TOCR (2 float32 each), altitude, water vapour, AOT, and HOT and red stacked for the block mean. The
+# "surface" shadow darkening frees TOCR and the default AOT before it makes the estimated AOT, its sea-level
+# rows and the red TOC (3 float32 and a bool mask): its peak, 11 float32, stays within the same 12
 EVIDENCE_SOURCE_BYTES = 12 * F32
 # per pixel of the group: composite HOT, age and red, their resampling temporaries, the block-mean HOT and
 # red, the cloud and shadow support bytes, the repeated cirrus mask (2) and the shadow zone
